@@ -73,8 +73,7 @@ class Scale:
         if isinstance(factor, torch.Tensor):
             if factor.shape[0] != hidden.shape[0]:
                 raise InputError(
-                    f"factor tensor has {factor.shape[0]} entries but the batch has {hidden.shape[0]} rows: "
-                    "give one factor per row."
+                    f"factor tensor has {factor.shape[0]} entries but the batch has {hidden.shape[0]} rows: give one factor per row."
                 )
             factor = factor.to(device=hidden.device, dtype=hidden.dtype).view(-1, 1, 1)  # (B, 1, 1)
         hidden.mul_(factor)

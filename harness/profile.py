@@ -101,60 +101,114 @@ class Profile:
 
 def profile(
     subject: Subject,
-    prompts: Sequence[str] | Tokenized,
+    prompts: Sequence[str] | Tokenized | None,
     layer: int,
     factors: Sequence[float],
     *,
     per_prompt: bool = False,
     memory_budget_mb: int = 2048,
+    clean: CleanPass | None = None,
 ) -> Profile:
-    """Measure Δ at every site of `subject` for each factor; see the module docstring."""
+    """Measure Δ at every site of `subject` for each factor; see the module docstring.
+
+    Pass `clean=CleanPass(subject, prompts)` to share one clean pass between many profiles (other
+    factors, other layers); `prompts` is then ignored.
+    """
     subject.check_layer(layer)
     factor_list = [check_factor(f) for f in factors]
     if not factor_list:
         raise InputError("no factors given: pass at least one, e.g. factors=[0.5, 1.5].")
-    tokens = prompts if isinstance(prompts, Tokenized) else tokenize(subject, prompts)
-    sums = _Sums(len(factor_list), len(subject.sites), len(tokens.ids), subject.device)
+    if clean is None:
+        clean = CleanPass(subject, prompts, memory_budget_mb)
+    elif clean.subject is not subject:
+        raise InputError(f"the clean pass was made on {clean.subject.name}, not on {subject.name}: make one per subject.")
+    sums = _Sums(len(factor_list), len(subject.sites), len(clean.tokens.ids), subject.device)
     factor_tensor = torch.tensor(factor_list, dtype=torch.float32, device=subject.device)
     with torch.inference_mode():
-        for chunk in _prompt_chunks(subject, tokens, memory_budget_mb):
-            _run_chunk(subject, tokens, chunk, layer, factor_tensor, sums, memory_budget_mb)
-    return sums.profile(subject, tokens, layer, tuple(factor_list), per_prompt)
+        for chunk in clean.chunks:
+            _run_chunk(subject, chunk, layer, factor_tensor, sums, memory_budget_mb)
+    return sums.profile(subject, clean, layer, tuple(factor_list), per_prompt)
+
+
+class CleanPass:
+    """The clean forward over a prompt set, run once: site states per chunk plus clean norms.
+
+    clean = CleanPass(subject, prompts)
+    a = profile(subject, None, layer=2, factors=[0.5], clean=clean)
+    b = profile(subject, None, layer=5, factors=[1.5], clean=clean)    # no second clean pass
+    """
+
+    def __init__(self, subject: Subject, prompts: Sequence[str] | Tokenized, memory_budget_mb: int = 2048) -> None:
+        self.subject = subject
+        self.tokens = prompts if isinstance(prompts, Tokenized) else tokenize(subject, prompts)
+        n_sites, n_prompts = len(subject.sites), len(self.tokens.ids)
+
+        def zeros() -> torch.Tensor:
+            return torch.zeros((n_sites, n_prompts), dtype=torch.float32, device=subject.device)
+
+        self.clean, self.clean_all, self.first_norm, self.other_norm = zeros(), zeros(), zeros(), zeros()
+        with torch.inference_mode():
+            self.chunks = [self._run(order) for order in _prompt_chunks(subject, self.tokens, memory_budget_mb)]
+
+    def _run(self, order: list[int]) -> _Chunk:
+        subject = self.subject
+        batch = self.tokens.padded(order, subject.device)  # (P, T)
+        mask = batch["attention_mask"]
+        selected, everything, first = token_weights(mask, False), token_weights(mask, True), first_token_weights(mask)
+        index = torch.tensor(order, device=subject.device)
+        with Capture(subject) as capture:
+            subject.model(**batch)
+        states = capture.states  # site -> (P, T, D)
+        for s, site in enumerate(subject.sites):
+            self.clean[s, index] = squared_norm(states[site], selected)
+            self.clean_all[s, index] = squared_norm(states[site], everything)
+            self.first_norm[s, index] = token_norm_sum(states[site], first)
+            self.other_norm[s, index] = token_norm_sum(states[site], selected)
+        return _Chunk(index, batch, selected, everything, states)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    index: torch.Tensor  # (P,) positions of these prompts in the prompt list
+    batch: dict[str, torch.Tensor]  # model inputs, (P, T)
+    selected: torch.Tensor  # (P, T) weights, first token excluded
+    everything: torch.Tensor  # (P, T) weights, first token included
+    states: dict[str, torch.Tensor]  # clean site states, site -> (P, T, D)
 
 
 # ---------------------------------------------------------------------------------------------
 
 
 class _Sums:
-    """Device-side accumulators, indexed [factor, site, prompt]; read once at the end."""
+    """Device-side Δ accumulators, indexed [factor, site, prompt]; read once at the end."""
 
     def __init__(self, n_factors: int, n_sites: int, n_prompts: int, device: torch.device) -> None:
-        def zeros(*shape: int) -> torch.Tensor:
-            return torch.zeros(shape, dtype=torch.float32, device=device)
+        self.delta = torch.zeros((n_factors, n_sites, n_prompts), dtype=torch.float32, device=device)
+        self.delta_all = torch.zeros_like(self.delta)
 
-        self.delta = zeros(n_factors, n_sites, n_prompts)
-        self.delta_all = zeros(n_factors, n_sites, n_prompts)
-        self.clean = zeros(n_sites, n_prompts)
-        self.clean_all = zeros(n_sites, n_prompts)
-        self.first_norm = zeros(n_sites, n_prompts)
-        self.other_norm = zeros(n_sites, n_prompts)
-
-    def profile(self, subject: Subject, tokens: Tokenized, layer: int, factors: tuple[float, ...], per_prompt: bool) -> Profile:
-        host = {k: v.double().cpu().numpy() for k, v in vars(self).items()}  # the one host sync
-        lengths = np.asarray(tokens.lengths, dtype=np.float64)
-        n_prompts = len(lengths)
+    def profile(self, subject: Subject, clean: CleanPass, layer: int, factors: tuple[float, ...], per_prompt: bool) -> Profile:
+        tensors = {
+            "delta": self.delta,
+            "delta_all": self.delta_all,
+            "clean": clean.clean,
+            "clean_all": clean.clean_all,
+            "first_norm": clean.first_norm,
+            "other_norm": clean.other_norm,
+        }
+        host = {k: v.double().cpu().numpy() for k, v in tensors.items()}  # the one host sync
+        lengths = np.asarray(clean.tokens.lengths, dtype=np.float64)
         return Profile(
             model=subject.name,
             revision=subject.revision,
             layer=layer,
             sites=subject.sites,
             factors=factors,
-            prompt_lengths=tokens.lengths,
+            prompt_lengths=clean.tokens.lengths,
             delta=frobenius(host["delta"]),
             delta_all_tokens=frobenius(host["delta_all"]),
             clean_norm=frobenius(host["clean"]),
             clean_norm_all_tokens=frobenius(host["clean_all"]),
-            first_token_norm=host["first_norm"].sum(axis=-1) / n_prompts,
+            first_token_norm=host["first_norm"].sum(axis=-1) / len(lengths),
             other_token_norm=host["other_norm"].sum(axis=-1) / max(float((lengths - 1).sum()), 1.0),
             prompt_delta=np.sqrt(host["delta"]) if per_prompt else None,
             prompt_delta_all_tokens=np.sqrt(host["delta_all"]) if per_prompt else None,
@@ -177,37 +231,15 @@ def _prompt_chunks(subject: Subject, tokens: Tokenized, memory_budget_mb: int) -
     return chunks
 
 
-def _run_chunk(
-    subject: Subject,
-    tokens: Tokenized,
-    chunk: list[int],
-    layer: int,
-    factors: torch.Tensor,
-    sums: _Sums,
-    memory_budget_mb: int,
-) -> None:
-    batch = tokens.padded(chunk, subject.device)  # (P, T)
-    mask = batch["attention_mask"]
-    selected, everything, first = token_weights(mask, False), token_weights(mask, True), first_token_weights(mask)
-    index = torch.tensor(chunk, device=subject.device)
-
-    with Capture(subject) as clean_capture:  # the clean pass: once per prompt chunk
-        subject.model(**batch)
-    clean = clean_capture.states  # site -> (P, T, D)
-    for s, site in enumerate(subject.sites):
-        sums.clean[s, index] = squared_norm(clean[site], selected)
-        sums.clean_all[s, index] = squared_norm(clean[site], everything)
-        sums.first_norm[s, index] = token_norm_sum(clean[site], first)
-        sums.other_norm[s, index] = token_norm_sum(clean[site], selected)
-
-    n_prompts, width = mask.shape
-    per_factor = n_prompts * width * _hidden_size(subject) * 4 * 24  # activations of one factor's rows
+def _run_chunk(subject: Subject, chunk: _Chunk, layer: int, factors: torch.Tensor, sums: _Sums, memory_budget_mb: int) -> None:
+    n_prompts, width = chunk.batch["attention_mask"].shape
+    per_factor = n_prompts * width * _hidden_size(subject) * 4 * 24  # activations of one factor's rows, upper bound
     step = max(1, min(len(factors), memory_budget_mb * 2**20 // 2 // per_factor))
     start = 0
     while start < len(factors):
         stop = min(start + step, len(factors))
         try:
-            _run_factors(subject, batch, clean, (selected, everything), index, layer, factors, start, stop, sums)
+            _run_factors(subject, chunk, layer, factors, start, stop, sums)
         except torch.OutOfMemoryError:
             if step == 1:
                 raise
@@ -218,35 +250,24 @@ def _run_chunk(
         start = stop
 
 
-def _run_factors(
-    subject: Subject,
-    batch: dict[str, torch.Tensor],
-    clean: dict[str, torch.Tensor],
-    weights: tuple[torch.Tensor, torch.Tensor],
-    index: torch.Tensor,
-    layer: int,
-    factors: torch.Tensor,
-    start: int,
-    stop: int,
-    sums: _Sums,
-) -> None:
+def _run_factors(subject: Subject, chunk: _Chunk, layer: int, factors: torch.Tensor, start: int, stop: int, sums: _Sums) -> None:
     """One batched forward for factors[start:stop]: rows are factor-major, (F·P, T)."""
     n_factors = stop - start
-    n_prompts = batch["input_ids"].shape[0]
-    selected, everything = weights
-    stacked = {name: value.repeat(n_factors, 1) for name, value in batch.items()}  # (F·P, T)
+    n_prompts = chunk.batch["input_ids"].shape[0]
+    stacked = {name: value.repeat(n_factors, 1) for name, value in chunk.batch.items()}  # (F·P, T)
     row_factors = factors[start:stop].repeat_interleave(n_prompts)  # (F·P,)
     results: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def reduce(site: str, hidden: torch.Tensor) -> None:
         grid = hidden.view(n_factors, n_prompts, *hidden.shape[1:])  # (F, P, T, D)
-        results[site] = (squared_distance(clean[site], grid, selected), squared_distance(clean[site], grid, everything))
+        clean = chunk.states[site]
+        results[site] = (squared_distance(clean, grid, chunk.selected), squared_distance(clean, grid, chunk.everything))
 
     with Scale(subject, layer, row_factors), Capture(subject, on_site=reduce):
         subject.model(**stacked)
     for s, site in enumerate(subject.sites):  # written only after the forward succeeded
-        sums.delta[start:stop, s, index] = results[site][0]
-        sums.delta_all[start:stop, s, index] = results[site][1]
+        sums.delta[start:stop, s, chunk.index] = results[site][0]
+        sums.delta_all[start:stop, s, chunk.index] = results[site][1]
 
 
 def _hidden_size(subject: Subject) -> int:

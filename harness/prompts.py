@@ -1,7 +1,7 @@
 """Prompts: read, check and tokenize them, refusing what would silently change a measurement.
 
-    texts = read_prompts(Path("claims/prompts.txt"))     # one prompt per line, '#' starts a comment
-    batch = tokenize(subject, texts)                     # Tokenized: ids per prompt, lengths
+texts = read_prompts(Path("claims/prompts.txt"))     # one prompt per line, '#' starts a comment
+batch = tokenize(subject, texts)                     # Tokenized: ids per prompt, lengths
 """
 
 from __future__ import annotations

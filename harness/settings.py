@@ -78,4 +78,3 @@ def check_factor(value: object) -> float:
     if isinstance(value, bool) or not math.isfinite(factor):
         raise InputError(f"factor {value!r} is not allowed: factors must be finite real numbers (not NaN, inf or a bool).")
     return factor
-

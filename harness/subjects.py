@@ -66,9 +66,7 @@ class Subject:
 
     def check_layer(self, layer: int) -> int:
         if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < self.n_blocks:
-            raise InputError(
-                f"layer {layer!r} is outside {self.name}'s blocks: give an integer from 0 to {self.n_blocks - 1}."
-            )
+            raise InputError(f"layer {layer!r} is outside {self.name}'s blocks: give an integer from 0 to {self.n_blocks - 1}.")
         return layer
 
     def describe(self) -> dict[str, object]:
@@ -288,4 +286,3 @@ def _assemble(
     else:
         blocks, final_norm, max_length = model.encoder.layer, None, model.config.max_position_embeddings
     return Subject(name, model, tokenizer, blocks, final_norm, architecture, revision, source, max_length, device, dtype)
-
