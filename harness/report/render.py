@@ -1,0 +1,189 @@
+"""Render: the report's document (see `outcomes.build_document`) as one self-contained HTML page.
+
+    html = render_html(doc)      # str: inline CSS and SVG, no script, no external URL
+
+All text goes through Jinja2 with autoescape on; only the SVG that `plots` draws is inserted as
+markup (matplotlib escapes the text inside it). Plots and numbers depend on the document alone, so
+two renders of the same results differ only in the header's date and command line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+
+from jinja2 import Environment, StrictUndefined
+from markupsafe import Markup
+
+from harness.report import plots
+from harness.report.page import PAGE
+
+# Header fields in the order shown; anything else run info carries follows them.
+HEADER_KEYS = (
+    "model", "revision", "architecture", "source", "device", "dtype", "layer", "prompts", "n_prompts",
+    "hypothesis_profile", "hypothesis_seed", "versions", "date", "command",
+)  # fmt: skip
+_NOT_SHOWN = {"settings", "prompt_texts", "error", "blocks", "max_length"}
+
+
+def render_html(doc: dict) -> str:
+    """The page for `doc`; see the module docstring."""
+    env = Environment(autoescape=True, undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = fmt
+    env.filters["css"] = lambda status: "st-" + str(status).replace(" ", "-")
+    return env.from_string(PAGE).render(
+        doc=doc,
+        header=_header(doc.get("run") or {}),
+        claims=[_claim_view(claim) for claim in doc["claims"]],
+    )
+
+
+def fmt(value: object) -> str:
+    """A number as the report prints it (the tests compare the HTML to the JSON through this)."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.6g}" if math.isfinite(value) else str(value)
+    if isinstance(value, list | tuple):
+        return ", ".join(fmt(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _header(run: dict) -> dict:
+    rows = [(key, run[key]) for key in HEADER_KEYS if key in run]
+    rows += [(key, value) for key, value in run.items() if key not in HEADER_KEYS and key not in _NOT_SHOWN]
+    return {"rows": rows, "settings": run.get("settings") or {}, "prompts": run.get("prompt_texts") or [], "error": run.get("error")}
+
+
+def _claim_view(claim: dict) -> dict:
+    cid = claim["claim"]
+    items = claim["items"]
+    figures: list[tuple[str, Markup]] = []
+    tables: list[dict] = []
+    layer = next((i.get("layer") for i in items if isinstance(i.get("layer"), int)), None)
+
+    def figure(caption: str, draw: Callable[[], str]) -> None:
+        try:
+            figures.append((caption, Markup(draw())))
+        except Exception as exc:  # a plot must not cost the report: show why it is missing
+            figures.append((caption, Markup("<p class='plot-error'>{}</p>").format(f"plot failed: {type(exc).__name__}: {exc}")))
+
+    for j, (label, prof) in enumerate(_profiles(items)):
+        key = f"{cid}-{j}"
+        figure(f"Δ against site, {label}", lambda p=prof, k=key: plots.delta_by_site(p, key=k + "-delta", layer=layer))
+        figure(f"Relative Δ against site, {label}", lambda p=prof, k=key: plots.relative_by_site(p, key=k + "-rel", layer=layer))
+        if cid == "C5":
+            caption = f"First-token ratio against site, {label}"
+            figure(caption, lambda p=prof, k=key: plots.first_token_by_site(p, key=k + "-ft", layer=layer))
+        tables.append(_profile_table(label, prof))
+    lengths = [
+        (_item_label(i), i["evidence"]["prompt_lengths"], i["evidence"]["prompt_ratio"])
+        for i in items
+        if isinstance(i.get("evidence"), dict) and "prompt_ratio" in i["evidence"]
+    ]
+    if lengths:
+        figure("First-token ratio against prompt length", lambda: plots.first_token_by_length(lengths, key=f"{cid}-length"))
+    for n, item in enumerate(i for i in items if isinstance(i.get("evidence"), dict) and "layers" in i["evidence"]):
+        ev = item["evidence"]
+        figure(
+            f"Intervention layer × site, factor {fmt(ev.get('factor'))}",
+            lambda ev=ev, n=n: plots.c0_heatmap(ev["layers"], ev["sites"], ev["delta"], key=f"{cid}-c0-{n}"),
+        )
+        tables.append(_matrix_table(ev))
+    finals = [s for s in (_final_series(i) for i in items) if s is not None]
+    if finals:
+        figure("Pre/post final-norm comparison", lambda: plots.final_norm_comparison(finals, key=f"{cid}-final"))
+    for n, item in enumerate(i for i in items if i.get("examples")):
+        figure(
+            f"Hypothesis examples tried, {_item_label(item)}",
+            lambda ex=item["examples"], n=n: plots.examples_plot(ex, key=f"{cid}-examples-{n}"),
+        )
+    thresholds = next((i["thresholds"] for i in items if isinstance(i.get("thresholds"), dict)), {})
+    return {
+        **claim,
+        "anchor": f"claim-{cid}",
+        "thresholds": thresholds,
+        "item_views": [{**i, "label": _item_label(i), "facts": _evidence_rows(i.get("evidence"))} for i in items],
+        "figures": figures,
+        "tables": tables,
+    }
+
+
+def _profiles(items: list[dict]) -> list[tuple[str, dict]]:
+    """The distinct profiles behind a claim's items, each labelled by the items that used it."""
+    seen: dict[str, tuple[list[str], dict]] = {}
+    for item in items:
+        prof = (item.get("evidence") or {}).get("profile") if isinstance(item.get("evidence"), dict) else None
+        if not isinstance(prof, dict) or "delta" not in prof:
+            continue
+        key = json.dumps(prof, sort_keys=True)
+        seen.setdefault(key, ([], prof))[0].append(_item_label(item))
+    return [(f"{p.get('model', '?')}, block {p.get('layer', '?')} scaled ({', '.join(labels)})", p) for labels, p in seen.values()]
+
+
+def _item_label(item: dict) -> str:
+    if item.get("source") == "hypothesis":
+        return "hypothesis"
+    if item.get("factor") is not None:
+        return f"factor {fmt(item['factor'])}"
+    return item.get("nodeid", "?").rsplit("::", 1)[-1]
+
+
+def _profile_table(label: str, prof: dict) -> dict:
+    factors = prof["factors"]
+    columns = ["site", "‖H_clean‖"]
+    for f in factors:
+        columns += [f"Δ ({fmt(f)})", f"relative Δ ({fmt(f)})", f"Δ with first token ({fmt(f)})"]
+    rows = []
+    for s, site in enumerate(prof["sites"]):
+        row = [site, fmt(prof["clean_norm"][s])]
+        for f in range(len(factors)):
+            row += [fmt(prof["delta"][f][s]), fmt(prof["relative_delta"][f][s]), fmt(prof["delta_all_tokens"][f][s])]
+        rows.append(row)
+    return {"caption": f"Numbers, {label}", "columns": columns, "rows": rows}
+
+
+def _matrix_table(ev: dict) -> dict:
+    rows = [[f"block {n}", *(fmt(v) for v in row)] for n, row in zip(ev["layers"], ev["delta"], strict=False)]
+    return {"caption": f"Δ by scaled block × site, factor {fmt(ev.get('factor'))}", "columns": ["scaled", *ev["sites"]], "rows": rows}
+
+
+def _final_series(item: dict) -> tuple[str, list[str], list[object]] | None:
+    ev = item.get("evidence")
+    if not isinstance(ev, dict) or "readings" not in ev or "delta" not in ev or "sites" not in ev:
+        return None
+    readings, sites = ev["readings"], ev["sites"]
+    names: list[str] = []
+    for reading in ("note", "raw"):
+        for end in ("previous", "final"):
+            name = (readings.get(reading) or {}).get(end)
+            if name in sites and name not in names:
+                names.append(name)
+    names.sort(key=sites.index)
+    return (_item_label(item), names, [ev["delta"][sites.index(n)] for n in names])
+
+
+def _evidence_rows(evidence: object) -> list[tuple[str, str]]:
+    """The claim-specific evidence as (name, text); the profile and the C0 matrix have their own tables."""
+    if not isinstance(evidence, dict):
+        return []
+    rows = []
+    for key, value in evidence.items():
+        if key == "profile" or (key == "delta" and "layers" in evidence):
+            continue
+        if key == "readings" and isinstance(value, dict):
+            for name, reading in value.items():
+                rows.append((f"{key}.{name}", fmt(reading)))
+            continue
+        rows.append((key, fmt(value)))
+    return rows
