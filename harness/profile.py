@@ -12,15 +12,26 @@ along the batch (factor-major: row f*P + p), chunked to `memory_budget_mb`, and 
 reduced to per-(factor, prompt) squared sums inside its hook, so no hidden state of any factor
 outlives its forward. One host transfer at the end. On CUDA out-of-memory the factor chunk is
 halved and retried; the result is identical.
+
+`reuse_prefix=True` (opt-in) skips the blocks before the intervention: block `layer`'s clean
+output, kept from the clean pass, is scaled and blocks layer+1..N are replayed on the stacked rows
+with the inputs (attention mask, position ids) each block got in the clean pass, tiled along the
+batch. Sites before `layer` then read 0 by construction, not by measurement: keep the default
+(the full forward, which measures them) wherever those sites are a claim (C1, Δ≈0 before L).
+From `layer` on, the two modes agree to float rounding (tests/test_profile_fast.py).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from harness.capture import Capture
 from harness.errors import InputError
@@ -108,11 +119,13 @@ def profile(
     per_prompt: bool = False,
     memory_budget_mb: int = 2048,
     clean: CleanPass | None = None,
+    reuse_prefix: bool = False,
 ) -> Profile:
     """Measure Δ at every site of `subject` for each factor; see the module docstring.
 
     Pass `clean=CleanPass(subject, prompts)` to share one clean pass between many profiles (other
-    factors, other layers); `prompts` is then ignored.
+    factors, other layers); `prompts` is then ignored. `reuse_prefix=True` runs only the blocks
+    after `layer` per factor; sites before `layer` are then 0 by construction, not measured.
     """
     subject.check_layer(layer)
     factor_list = [check_factor(f) for f in factors]
@@ -126,7 +139,7 @@ def profile(
     factor_tensor = torch.tensor(factor_list, dtype=torch.float32, device=subject.device)
     with torch.inference_mode():
         for chunk in clean.chunks:
-            _run_chunk(subject, chunk, layer, factor_tensor, sums, memory_budget_mb)
+            _run_chunk(subject, chunk, layer, factor_tensor, sums, memory_budget_mb, reuse_prefix)
     return sums.profile(subject, clean, layer, tuple(factor_list), per_prompt)
 
 
@@ -156,15 +169,15 @@ class CleanPass:
         mask = batch["attention_mask"]
         selected, everything, first = token_weights(mask, False), token_weights(mask, True), first_token_weights(mask)
         index = torch.tensor(order, device=subject.device)
-        with Capture(subject) as capture:
-            subject.model(**batch)
+        with Capture(subject) as capture, _BlockInputs(subject) as inputs:
+            subject.model(**batch, **_no_cache(subject))
         states = capture.states  # site -> (P, T, D)
         for s, site in enumerate(subject.sites):
             self.clean[s, index] = squared_norm(states[site], selected)
             self.clean_all[s, index] = squared_norm(states[site], everything)
             self.first_norm[s, index] = token_norm_sum(states[site], first)
             self.other_norm[s, index] = token_norm_sum(states[site], selected)
-        return _Chunk(index, batch, selected, everything, states)
+        return _Chunk(index, batch, selected, everything, states, inputs.calls)
 
 
 @dataclass(frozen=True)
@@ -174,6 +187,8 @@ class _Chunk:
     selected: torch.Tensor  # (P, T) weights, first token excluded
     everything: torch.Tensor  # (P, T) weights, first token included
     states: dict[str, torch.Tensor]  # clean site states, site -> (P, T, D)
+    # per block, the (args, kwargs) it was called with in the clean pass, hidden state left out
+    block_inputs: list[tuple[tuple[Any, ...], dict[str, Any]]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,22 +231,37 @@ class _Sums:
         )
 
 
+# A chunk is cut when its padded tokens would exceed its real ones by more than this fraction,
+# once it holds MIN_CHUNK_ROWS prompts: on lengths 5-50, one padded chunk computes ~1.6x the real
+# tokens; tiny chunks would cost more in per-forward overhead than the padding they save.
+PAD_SLACK = 0.15
+MIN_CHUNK_ROWS = 8
+
+
 def _prompt_chunks(subject: Subject, tokens: Tokenized, memory_budget_mb: int) -> list[list[int]]:
-    """Prompt indices sorted by length, cut so one chunk's clean states fit half the budget."""
+    """Prompt indices sorted by length, cut so one chunk's clean states fit half the budget and padding stays small."""
     order = sorted(range(len(tokens.ids)), key=lambda i: tokens.lengths[i])
     hidden = _hidden_size(subject)
     per_token = len(subject.sites) * hidden * 4  # clean states kept for every site, float32 upper bound
     budget = memory_budget_mb * 2**20 // 2
     chunks: list[list[int]] = [[]]
+    real = 0  # real tokens in the newest chunk
     for i in order:
         width = tokens.lengths[i]  # sorted: the newest prompt is the longest in its chunk
-        if chunks[-1] and (len(chunks[-1]) + 1) * width * per_token > budget:
+        rows = len(chunks[-1]) + 1
+        over_budget = rows * width * per_token > budget
+        too_padded = rows > MIN_CHUNK_ROWS and rows * width > (1 + PAD_SLACK) * (real + width)
+        if chunks[-1] and (over_budget or too_padded):
             chunks.append([])
+            real = 0
         chunks[-1].append(i)
+        real += width
     return chunks
 
 
-def _run_chunk(subject: Subject, chunk: _Chunk, layer: int, factors: torch.Tensor, sums: _Sums, memory_budget_mb: int) -> None:
+def _run_chunk(
+    subject: Subject, chunk: _Chunk, layer: int, factors: torch.Tensor, sums: _Sums, memory_budget_mb: int, reuse_prefix: bool
+) -> None:
     n_prompts, width = chunk.batch["attention_mask"].shape
     per_factor = n_prompts * width * _hidden_size(subject) * 4 * 24  # activations of one factor's rows, upper bound
     step = max(1, min(len(factors), memory_budget_mb * 2**20 // 2 // per_factor))
@@ -239,7 +269,8 @@ def _run_chunk(subject: Subject, chunk: _Chunk, layer: int, factors: torch.Tenso
     while start < len(factors):
         stop = min(start + step, len(factors))
         try:
-            _run_factors(subject, chunk, layer, factors, start, stop, sums)
+            run = _replay_factors if reuse_prefix else _run_factors
+            run(subject, chunk, layer, factors, start, stop, sums)
         except torch.OutOfMemoryError:
             if step == 1:
                 raise
@@ -264,10 +295,99 @@ def _run_factors(subject: Subject, chunk: _Chunk, layer: int, factors: torch.Ten
         results[site] = (squared_distance(clean, grid, chunk.selected), squared_distance(clean, grid, chunk.everything))
 
     with Scale(subject, layer, row_factors), Capture(subject, on_site=reduce):
-        subject.model(**stacked)
+        subject.model(**stacked, **_no_cache(subject))
     for s, site in enumerate(subject.sites):  # written only after the forward succeeded
         sums.delta[start:stop, s, chunk.index] = results[site][0]
         sums.delta_all[start:stop, s, chunk.index] = results[site][1]
+
+
+def _replay_factors(subject: Subject, chunk: _Chunk, layer: int, factors: torch.Tensor, start: int, stop: int, sums: _Sums) -> None:
+    """factors[start:stop] from block `layer`'s clean output on: rows factor-major, (F·P, T, D).
+
+    Scaling the kept clean output is what `Scale` does to the block's output in a full forward
+    (the same multiply in the same dtype), so the blocks before and at `layer` need not run again.
+    """
+    n_factors = stop - start
+    clean = chunk.states[f"block.{layer}"]  # (P, T, D)
+    n_prompts = clean.shape[0]
+    scale = factors[start:stop].to(dtype=clean.dtype).view(n_factors, 1, 1, 1)  # (F, 1, 1, 1)
+    hidden = (clean.unsqueeze(0) * scale).flatten(0, 1)  # (F·P, T, D)
+    results: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def reduce(site: str, hidden: torch.Tensor) -> None:
+        grid = hidden.view(n_factors, n_prompts, *hidden.shape[1:])  # (F, P, T, D)
+        results[site] = (
+            squared_distance(chunk.states[site], grid, chunk.selected),
+            squared_distance(chunk.states[site], grid, chunk.everything),
+        )
+
+    reduce(f"block.{layer}", hidden)
+    tiled: dict[int, Any] = {}  # id(value) -> tiled value: blocks share one mask, tile it once
+    for index in range(layer + 1, subject.n_blocks):
+        args, kwargs = chunk.block_inputs[index]
+        args = tuple(_tile(a, n_prompts, n_factors, tiled) for a in args)
+        kwargs = {k: _tile(v, n_prompts, n_factors, tiled) for k, v in kwargs.items()}
+        output = subject.blocks[index](hidden, *args, **kwargs)
+        hidden = output if isinstance(output, torch.Tensor) else output[0]  # transformers 4 blocks return tuples
+        reduce(f"block.{index}", hidden)
+    if subject.final_norm is not None:
+        reduce("final_norm", subject.final_norm(hidden))
+    for site, (selected, everything) in results.items():  # sites before `layer` stay 0
+        s = subject.site_index(site)
+        sums.delta[start:stop, s, chunk.index] = selected
+        sums.delta_all[start:stop, s, chunk.index] = everything
+
+
+class _BlockInputs:
+    """Keep each block's (args, kwargs) of one forward, the hidden state (args[0]) left out.
+
+    The hidden state is dropped so that no second copy of the clean states stays alive; the rest
+    (attention mask, position ids) is small and shared between blocks.
+    """
+
+    def __init__(self, subject: Subject) -> None:
+        self.blocks: list[nn.Module] = list(subject.blocks)
+        self.calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [((), {}) for _ in self.blocks]
+        self._handles: list[RemovableHandle] = []
+
+    def __enter__(self) -> _BlockInputs:
+        try:
+            for i, block in enumerate(self.blocks):
+                self._handles.append(block.register_forward_pre_hook(self._hook(i), with_kwargs=True))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        while self._handles:
+            self._handles.pop().remove()
+
+    def _hook(self, i: int) -> Any:
+        def keep(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            if args:
+                self.calls[i] = (args[1:], dict(kwargs))
+            else:
+                self.calls[i] = ((), {k: v for k, v in kwargs.items() if k != "hidden_states"})
+
+        return keep
+
+
+def _tile(value: Any, n_prompts: int, n_factors: int, memo: dict[int, Any]) -> Any:
+    """Repeat a batch-shaped tensor (B = n_prompts first, 2-D or more) n_factors times along the batch.
+
+    1-D tensors (cache positions) and batch-1 tensors broadcast and are left alone.
+    """
+    if not isinstance(value, torch.Tensor) or value.ndim < 2 or value.shape[0] != n_prompts or n_factors == 1:
+        return value
+    if id(value) not in memo:
+        memo[id(value)] = value.repeat(n_factors, *([1] * (value.ndim - 1)))  # factor-major like the rows
+    return memo[id(value)]
+
+
+def _no_cache(subject: Subject) -> dict[str, bool]:
+    """use_cache=False where the model takes it: a KV cache of every stacked row is never read."""
+    return {"use_cache": False} if "use_cache" in inspect.signature(subject.model.forward).parameters else {}
 
 
 def _hidden_size(subject: Subject) -> int:
