@@ -250,21 +250,24 @@ def _random_gpt2(device: torch.device, dtype: torch.dtype, seed: int) -> Subject
     finally:
         torch.random.set_rng_state(generator_state)
     model.to(dtype=dtype)
-    return _assemble("random-gpt2", model, byte_tokenizer(), "gpt2", f"seed:{seed}", "random init (no download)", device, dtype)
+    return _assemble("random-gpt2", model, offline_tokenizer(), "gpt2", f"seed:{seed}", "random init (no download)", device, dtype)
 
 
-def byte_tokenizer() -> object:
-    """A byte-level tokenizer that works offline on any text: one token per UTF-8 byte, no merges."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+def offline_tokenizer() -> object:
+    """A tokenizer that works offline on any text, for random-gpt2: MiniLM's WordPiece, no special tokens.
+
+    Its ids (< 30522) fit GPT-2's vocabulary, and it splits English into about as many tokens as
+    GPT-2's BPE does, so random-gpt2 sees workloads of GPT-2's shape. Nothing is prepended (GPT-2
+    adds no BOS either); unknown characters map to [UNK] instead of failing.
+    """
+    from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())  # 256 printable stand-ins for the bytes
-    vocab = {symbol: index for index, symbol in enumerate(alphabet)}
-    vocab["<|endoftext|>"] = len(vocab)
-    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    core = Tokenizer.from_file(str(_minilm_directory() / "tokenizer.json"))
+    core.post_processor = None  # no [CLS] ... [SEP]: a GPT-2 subject gets none
+    core.no_truncation()
+    core.no_padding()
+    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]")
 
 
 def _assemble(

@@ -3,16 +3,18 @@
     svg = delta_by_site(profile_dict, key="C3-1")     # '<svg ...>...</svg>', ready to inline
     svg = c0_heatmap(layers, sites, delta, key="C0")
 
-Every function takes JSON-ready data (as in the report's document) and a `key` unique within the
-page: it salts matplotlib's SVG ids, so two inline plots never share an id. Determinism: a fixed
-salt, text kept as <text> (svg.fonttype "none": no glyph ids), no date or creator metadata. The
-Figure API is used without pyplot, so no backend or global figure state is touched.
+Every function takes JSON-ready data (as in the report's document) and a keyword `key` unique
+within the page: every SVG id is prefixed with it, so two inline plots never share an id. Each
+function draws a matplotlib Figure; the `_plot` wrapper returns it as SVG text. Determinism: a
+fixed svg.hashsalt, text kept as <text> (svg.fonttype "none": no glyph ids), no date or creator
+metadata. The Figure API is used without pyplot, so no backend or global figure state is touched.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import json
 import re
 from collections.abc import Callable, Sequence
 
@@ -58,21 +60,35 @@ def numbers(values: object) -> np.ndarray:
 
 
 def _plot(draw: Callable[..., Figure]) -> Callable[..., str]:
-    """Run `draw` under the report's rcParams and a salt from its key; return the figure as SVG."""
+    """Run `draw` under the report's rcParams and return the figure as SVG with ids owned by `key`.
+
+    The same data drawn under two keys (the shared profile in every claim's section) is drawn once.
+    """
 
     @functools.wraps(draw)
     def wrapper(*args: object, key: str, **kwargs: object) -> str:
-        with rc_context({**_RC, "svg.hashsalt": f"claims-report:{key}"}):
-            return _svg(draw(*args, key=key, **kwargs), key)
+        data = json.dumps([draw.__name__, args, kwargs], sort_keys=True, default=repr)
+        svg = _drawn.get(data)
+        if svg is None:
+            with rc_context({**_RC, "svg.hashsalt": "claims-report"}):
+                svg = _svg(draw(*args, **kwargs))
+            _drawn[data] = svg
+            while len(_drawn) > 64:
+                _drawn.pop(next(iter(_drawn)))
+        prefix = re.sub(r"[^A-Za-z0-9_-]", "_", key) + "-"
+        return _own_ids(svg, prefix).replace("<svg ", f'<svg role="img" aria-label="{_attr(key)}" class="plot" ', 1)
 
     return wrapper
 
 
+_drawn: dict[str, str] = {}  # plot data -> SVG, a small cache within and across renders
+
+
 @_plot
-def delta_by_site(profile: dict, *, key: str, layer: int | None = None) -> Figure:
+def delta_by_site(profile: dict, layer: int | None = None) -> Figure:
     """Δ against site for each factor, linear and log scale side by side."""
     sites, delta = profile["sites"], numbers(profile["delta"])  # (F, S)
-    fig = _figure(8.6, 3.0, key)
+    fig = _figure(8.6, 3.0)
     for ax, scale in zip(fig.subplots(1, 2), ("linear", "log"), strict=True):
         for f, factor in enumerate(profile["factors"]):
             y = delta[f] if scale == "linear" else np.where(delta[f] > 0, delta[f], np.nan)
@@ -86,11 +102,11 @@ def delta_by_site(profile: dict, *, key: str, layer: int | None = None) -> Figur
 
 
 @_plot
-def relative_by_site(profile: dict, *, key: str, layer: int | None = None) -> Figure:
+def relative_by_site(profile: dict, layer: int | None = None) -> Figure:
     """Relative Δ (Δ / ‖H_clean‖) against site, log scale, first token excluded and included."""
     sites = profile["sites"]
     rel, rel_all = numbers(profile["relative_delta"]), numbers(profile["relative_delta_all_tokens"])
-    fig = _figure(8.6, 3.0, key)
+    fig = _figure(8.6, 3.0)
     ax = fig.subplots()
     for f, factor in enumerate(profile["factors"]):
         (line,) = ax.plot(range(len(sites)), _positive(rel[f]), marker="o", ms=3, label=f"factor {factor:g}, first token excluded")
@@ -104,12 +120,12 @@ def relative_by_site(profile: dict, *, key: str, layer: int | None = None) -> Fi
 
 
 @_plot
-def first_token_by_site(profile: dict, *, key: str, layer: int | None = None) -> Figure:
+def first_token_by_site(profile: dict, layer: int | None = None) -> Figure:
     """Δ(with first token) / Δ(without) against site, with the FIRST_TOKEN_RATIO line."""
     sites = profile["sites"]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = numbers(profile["delta_all_tokens"]) / numbers(profile["delta"])
-    fig = _figure(8.6, 3.0, key)
+    fig = _figure(8.6, 3.0)
     ax = fig.subplots()
     for f, factor in enumerate(profile["factors"]):
         ax.plot(range(len(sites)), _positive(ratio[f]), marker="o", ms=3, label=f"factor {factor:g}")
@@ -123,9 +139,9 @@ def first_token_by_site(profile: dict, *, key: str, layer: int | None = None) ->
 
 
 @_plot
-def first_token_by_length(series: Sequence[tuple[str, Sequence[int], Sequence[object]]], *, key: str) -> Figure:
+def first_token_by_length(series: Sequence[tuple[str, Sequence[int], Sequence[object]]]) -> Figure:
     """The per-prompt first-token ratio (median over the judged sites) against prompt length."""
-    fig = _figure(5.6, 3.0, key)
+    fig = _figure(5.6, 3.0)
     ax = fig.subplots()
     for label, lengths, ratios in series:
         ax.plot(numbers(list(lengths)), _positive(numbers(list(ratios))), ls="none", marker="o", ms=4, label=label)
@@ -139,16 +155,17 @@ def first_token_by_length(series: Sequence[tuple[str, Sequence[int], Sequence[ob
 
 
 @_plot
-def c0_heatmap(layers: Sequence[int], sites: Sequence[str], delta: object, *, key: str) -> Figure:
+def c0_heatmap(layers: Sequence[int], sites: Sequence[str], delta: object) -> Figure:
     """Δ for each intervention layer (rows) at each site (columns), log colour scale; 0 is blank."""
     matrix = numbers(delta)  # (L, S)
     positive = matrix[np.isfinite(matrix) & (matrix > 0)]
-    fig = _figure(8.6, 0.9 + 0.28 * max(len(layers), 1), key)
+    fig = _figure(8.6, 0.9 + 0.28 * max(len(layers), 1))
     ax = fig.subplots()
     ax.grid(False)
     masked = np.ma.masked_where(~(np.isfinite(matrix) & (matrix > 0)), matrix)
     norm = LogNorm(vmin=float(positive.min()), vmax=float(positive.max())) if positive.size else None
-    image = ax.imshow(masked, aspect="auto", cmap="viridis", norm=norm, interpolation="nearest")
+    image = ax.pcolormesh(np.arange(len(sites) + 1) - 0.5, np.arange(len(layers) + 1) - 0.5, masked, cmap="viridis", norm=norm)
+    ax.invert_yaxis()  # vector cells, not an embedded raster image; first layer on top
     ax.set_xticks(range(len(sites)), list(sites), rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(len(layers)), [f"block {n}" for n in layers], fontsize=7)
     for row, n in enumerate(layers):  # the scaled block's own column, outlined
@@ -158,14 +175,15 @@ def c0_heatmap(layers: Sequence[int], sites: Sequence[str], delta: object, *, ke
     ax.set_xlabel("site")
     ax.set_ylabel("scaled block")
     ax.set_title("Δ by scaled block × site (blank: exactly 0; outlined: the scaled block)")
-    fig.colorbar(image, ax=ax, label="Δ")
+    bar = fig.colorbar(image, ax=ax, label="Δ")
+    bar.solids.set_rasterized(False)  # vector, like everything else: no embedded PNG
     return fig
 
 
 @_plot
-def final_norm_comparison(series: Sequence[tuple[str, Sequence[str], Sequence[object]]], *, key: str) -> Figure:
+def final_norm_comparison(series: Sequence[tuple[str, Sequence[str], Sequence[object]]]) -> Figure:
     """Δ at the last sites, relative to the site before the final one: the pre/post final-norm readings."""
-    fig = _figure(5.6, 3.0, key)
+    fig = _figure(5.6, 3.0)
     ax = fig.subplots()
     for label, sites, values in series:
         values = numbers(list(values))
@@ -181,9 +199,9 @@ def final_norm_comparison(series: Sequence[tuple[str, Sequence[str], Sequence[ob
 
 
 @_plot
-def examples_plot(examples: Sequence[dict], *, key: str) -> Figure:
+def examples_plot(examples: Sequence[dict]) -> Figure:
     """The Hypothesis examples tried: margin against factor, coloured by status."""
-    fig = _figure(5.6, 2.8, key)
+    fig = _figure(5.6, 2.8)
     ax = fig.subplots()
     for status in sorted({str(e["status"]) for e in examples}):
         chosen = [e for e in examples if e["status"] == status]
@@ -202,10 +220,8 @@ def examples_plot(examples: Sequence[dict], *, key: str) -> Figure:
 # ---------------------------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float, key: str) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    fig.set_label(key)
-    return fig
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
 
 
 def _site_axis(ax, sites: Sequence[str], layer: int | None) -> None:
@@ -225,13 +241,22 @@ def _rect(x: float, y: float):
     return Rectangle((x, y), 1, 1, fill=False, edgecolor="#ffffff", lw=1.2)
 
 
-def _svg(fig: Figure, key: str) -> str:
+def _svg(fig: Figure) -> str:
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", metadata=_METADATA)
     text = buffer.getvalue()
-    start = text.index("<svg")  # drop the XML declaration and DOCTYPE: inline SVG needs neither
-    svg = text[start:].strip()
-    return re.sub(r"<svg ", f'<svg role="img" aria-label="{_attr(key)}" class="plot" ', svg, count=1)
+    return text[text.index("<svg") :].strip()  # drop the XML declaration and DOCTYPE: inline SVG needs neither
+
+
+def _own_ids(svg: str, prefix: str) -> str:
+    """Prefix every id (and every reference to one) so that many SVGs can share one page."""
+    ids = set(re.findall(r'\bid="([^"]+)"', svg))
+
+    def own(match: re.Match) -> str:
+        name = match.group(2)
+        return match.group(1) + (prefix + name if name in ids else name)
+
+    return re.sub(r'(\bid="|href="#|url\(#)([^")]+)', own, svg)
 
 
 def _attr(text: str) -> str:

@@ -1,0 +1,51 @@
+"""C0 (§1): scaling block n changes every later site and never an earlier one, for every n.
+
+C0 is structural (a property of the computation graph, not of what the weights learned), and it
+needs one profile per block, so it runs on the first C0_PROMPTS prompts of the corpus.
+Drawn examples pick a block and a factor outside the band around 1 (a factor of 1 changes nothing).
+"""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.checks import drawn_factors, note_factors
+from harness.judgement import judge_c0
+from harness.profile import CleanPass, profile
+
+C0_PROMPTS = 8
+
+
+@pytest.fixture(scope="module")
+def c0_profiles(subject, prompts, settings):
+    """block n -> profile of the note's factors with block n scaled, on the first C0_PROMPTS prompts."""
+    clean = CleanPass(subject, prompts[:C0_PROMPTS], settings.memory_budget_mb)
+    cache = {}
+
+    def run(layer, factors):
+        key = (layer, tuple(factors))
+        if key not in cache:
+            cache[key] = profile(subject, None, layer, factors, clean=clean, memory_budget_mb=settings.memory_budget_mb)
+        return cache[key]
+
+    return run
+
+
+@pytest.mark.claim("C0")
+@pytest.mark.parametrize("factor", note_factors())
+def test_C0_causality_across_depth(factor, subject, c0_profiles, claim_check, settings):
+    claim_check.applicable("C0")
+    profiles = {layer: c0_profiles(layer, (factor,)) for layer in range(subject.n_blocks)}
+    claim_check.note("C0", judge_c0(profiles, dtype=settings.dtype), factor=factor, profile=None)
+
+
+@pytest.mark.claim("C0")
+def test_C0_causality_across_depth_drawn(subject, c0_profiles, claim_check, settings):
+    claim_check.applicable("C0")
+
+    @given(layer=st.integers(min_value=0, max_value=subject.n_blocks - 1), factor=drawn_factors())
+    def run(layer, factor):
+        verdict = judge_c0({layer: c0_profiles(layer, (factor,))}, dtype=settings.dtype)
+        claim_check.example("C0", verdict, factor, layer=layer)
+
+    claim_check.hypothesis("C0", run)

@@ -1,0 +1,29 @@
+"""C1 (§3.1): before the scaled block (embedding, blocks 0 … L−1) Δ is essentially zero.
+
+Any factor qualifies, also near 1: nothing upstream may move whatever the scaling.
+"""
+
+import pytest
+from hypothesis import given
+
+from harness.checks import drawn_factors, note_factors
+from harness.judgement import judge_c1
+
+
+@pytest.mark.claim("C1")
+@pytest.mark.parametrize("factor", note_factors())
+def test_C1_no_change_before_layer(factor, measure, claim_check, settings):
+    claim_check.applicable("C1")
+    prof = measure(factor)
+    claim_check.note("C1", judge_c1(prof, dtype=settings.dtype), factor=factor, profile=prof)
+
+
+@pytest.mark.claim("C1")
+def test_C1_no_change_before_layer_drawn(measure, claim_check, settings):
+    claim_check.applicable("C1")
+
+    @given(factor=drawn_factors(keep_band=False))
+    def run(factor):
+        claim_check.example("C1", judge_c1(measure(factor), dtype=settings.dtype), factor)
+
+    claim_check.hypothesis("C1", run)

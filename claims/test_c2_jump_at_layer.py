@@ -1,0 +1,29 @@
+"""C2 (§3.1): at the scaled block Δ jumps from about zero to a large value.
+
+Factors within FACTOR_BAND of 1 are left out of the drawn ones: the claim is about a visible change.
+"""
+
+import pytest
+from hypothesis import given
+
+from harness.checks import drawn_factors, note_factors
+from harness.judgement import judge_c2
+
+
+@pytest.mark.claim("C2")
+@pytest.mark.parametrize("factor", note_factors())
+def test_C2_jump_at_layer(factor, measure, claim_check):
+    claim_check.applicable("C2")
+    prof = measure(factor)
+    claim_check.note("C2", judge_c2(prof), factor=factor, profile=prof)
+
+
+@pytest.mark.claim("C2")
+def test_C2_jump_at_layer_drawn(measure, claim_check):
+    claim_check.applicable("C2")
+
+    @given(factor=drawn_factors())
+    def run(factor):
+        claim_check.example("C2", judge_c2(measure(factor)), factor)
+
+    claim_check.hypothesis("C2", run)
