@@ -1,0 +1,285 @@
+"""The claim report rendered from real measurements (random-gpt2 and minilm), without pytest runs.
+
+Checks the page against its JSON twin through a stdlib HTML parser, determinism of plots and
+numbers, escaping, self-containment and atomic writes. The pytest-driven runs are in
+test_report_pytester.py, the browser check in test_report_browser.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from harness.report import build_document, plots, render_html, write_report
+from harness.report.outcomes import ItemResult, OutcomeError, check_travels, claim_of, parse_outcome
+from harness.report.render import fmt
+from harness.report.sample import sample_run
+from harness.report.write import atomic_write
+
+XSS = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="session", params=["random-gpt2", "minilm"])
+def sample(request) -> tuple[list[dict], dict]:
+    return sample_run(request.param)
+
+
+@pytest.fixture(scope="session")
+def written(sample, tmp_path_factory) -> tuple[Path, Path]:
+    """The sample's report on disk: (html, json)."""
+    outcomes, info = sample
+    return write_report(outcomes, info, tmp_path_factory.mktemp("report") / "claims.html")
+
+
+# ---------------------------------------------------------------------------------------------
+# A small DOM from html.parser: enough to find elements by attribute and read their text.
+
+
+class Node:
+    def __init__(self, tag: str, attrs: dict[str, str | None], parent: Node | None) -> None:
+        self.tag, self.attrs, self.parent, self.children, self.parts = tag, attrs, parent, [], []
+
+    @property
+    def text(self) -> str:
+        return "".join(p if isinstance(p, str) else p.text for p in self.parts)
+
+    def find_all(self, tag: str | None = None, **attrs: str) -> list[Node]:
+        found = []
+        for child in self.children:
+            if (tag is None or child.tag == tag) and all(
+                child.attrs.get(k.replace("_", "-")) == v or (k == "class_" and v in (child.attrs.get("class") or "").split())
+                for k, v in attrs.items()
+            ):
+                found.append(child)
+            found += child.find_all(tag, **attrs)
+        return found
+
+
+class Tree(HTMLParser):
+    VOID: ClassVar[set[str]] = {"meta", "br", "img", "input", "link", "hr", "col", "source", "wbr"}
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = self.node = Node("#root", {}, None)
+        self.tags: list[str] = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        node = Node(tag, dict(attrs), self.node)
+        self.node.children.append(node)
+        self.node.parts.append(node)
+        if tag not in self.VOID:
+            self.node = node
+
+    def handle_startendtag(self, tag, attrs):
+        self.tags.append(tag)
+        node = Node(tag, dict(attrs), self.node)
+        self.node.children.append(node)
+
+    def handle_endtag(self, tag):
+        node = self.node
+        while node.parent is not None and node.tag != tag:
+            node = node.parent
+        if node.parent is not None:
+            self.node = node.parent
+
+    def handle_data(self, data):
+        self.node.parts.append(data)
+
+
+def parse(html: str) -> Node:
+    return Tree(html).root
+
+
+def document(outcomes: list[dict], info: dict) -> dict:
+    items = [ItemResult(o["nodeid"], outcome=o, pytest_outcome="passed") for o in outcomes]
+    return json.loads(json.dumps(build_document(items, {**info, "date": "2000-01-01T00:00:00+00:00"}, {"exitstatus": 0})))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_every_claim_section_matches_the_json(written):
+    html_path, json_path = written
+    doc = json.loads(json_path.read_text())
+    root = parse(html_path.read_text())
+    sections = {s.attrs["data-claim"]: s for s in root.find_all("section", class_="claim")}
+    assert list(sections) == [c["claim"] for c in doc["claims"]] == ["C0", "C1", "C2", "C3", "C4", "C5"]
+    for claim in doc["claims"]:
+        section = sections[claim["claim"]]
+        assert section.attrs["data-status"] == claim["status"]
+        rows = {r.attrs["data-nodeid"]: r for r in section.find_all("table", class_="items")[0].find_all("tr") if "data-nodeid" in r.attrs}
+        assert list(rows) == [i["nodeid"] for i in claim["items"]]
+        for item in claim["items"]:
+            row = rows[item["nodeid"]]
+            assert row.attrs["data-status"] == item["status"]
+            assert row.find_all("td", class_="margin")[0].text == fmt(item["margin"])
+            facts = {t.attrs["data-nodeid"]: t for t in section.find_all("table", class_="evidence")}[item["nodeid"]]
+            cells = {td.attrs["data-key"]: td.text for td in facts.find_all("td") if "data-key" in td.attrs}
+            for key, value in item["evidence"].items():
+                if key in cells:
+                    assert cells[key] == fmt(value), (claim["claim"], key)
+            assert cells, f"{item['nodeid']}: no evidence shown"
+        summary = [r for r in root.find_all("tr", data_claim=claim["claim"]) if r.parent.attrs.get("class") == "summary"]
+        assert [r.attrs["data-status"] for r in summary] == [i["status"] for i in claim["items"]]
+
+
+def test_numbers_table_equals_the_profile(written):
+    html_path, json_path = written
+    doc = json.loads(json_path.read_text())
+    c3 = next(c for c in doc["claims"] if c["claim"] == "C3")
+    prof = c3["items"][0]["evidence"]["profile"]
+    section = next(s for s in parse(html_path.read_text()).find_all("section", class_="claim") if s.attrs["data-claim"] == "C3")
+    table = section.find_all("table", class_="numbers")[0]
+    rows = [[td.text for td in tr.find_all("td")] for tr in table.find_all("tr")[1:]]
+    assert [r[0] for r in rows] == prof["sites"]
+    for s, row in enumerate(rows):
+        assert row[1] == fmt(prof["clean_norm"][s])
+        for f in range(len(prof["factors"])):
+            expected = [fmt(prof["delta"][f][s]), fmt(prof["relative_delta"][f][s]), fmt(prof["delta_all_tokens"][f][s])]
+            assert row[2 + 3 * f : 5 + 3 * f] == expected
+    # and the numbers are the measurement's: Δ at the scaled block is exactly |1 − s| × the clean norm
+    at = prof["sites"].index(f"block.{prof['layer']}")
+    for f, factor in enumerate(prof["factors"]):
+        assert prof["delta"][f][at] == pytest.approx(abs(1 - factor) * prof["clean_norm"][at], rel=1e-5)
+
+
+def test_c0_c4_c5_evidence_and_plots_present(sample, written):
+    outcomes, _ = sample
+    html = written[0].read_text()
+    sections = {s.attrs["data-claim"]: s for s in parse(html).find_all("section", class_="claim")}
+    captions = {cid: [f.text for f in s.find_all("figcaption")] for cid, s in sections.items()}
+    assert any(c.startswith("Intervention layer × site") for c in captions["C0"])
+    assert any(c.startswith("Pre/post final-norm") for c in captions["C4"])
+    assert any(c.startswith("First-token ratio against site") for c in captions["C5"])
+    assert any(c.startswith("First-token ratio against prompt length") for c in captions["C5"])
+    assert any(c.startswith("Hypothesis examples tried") for c in captions["C2"])
+    for cid in ("C1", "C2", "C3", "C4", "C5"):
+        assert any(c.startswith("Δ against site") for c in captions[cid])
+        assert any(c.startswith("Relative Δ against site") for c in captions[cid])
+    for cid, section in sections.items():
+        figures = section.find_all("figure")
+        assert all(f.find_all("svg") for f in figures), f"{cid}: a figure without its plot"
+    assert "plot failed" not in html
+    examples = sections["C2"].find_all("table", class_="examples")[0].find_all("tr")[1:]
+    item = next(o for o in outcomes if o["claim"] == "C2" and o["source"] == "hypothesis")
+    assert [tr.find_all("td")[0].text for tr in examples] == [fmt(e["factor"]) for e in item["examples"]]
+
+
+def test_two_renders_are_byte_identical_but_for_date_and_command(sample):
+    outcomes, info = sample
+    first = render_html(document(outcomes, info))
+    plots._drawn.clear()  # draw every plot again, not from the cache
+    again_info = {**info, "command": "pytest claims/ --something-else"}
+    doc = document(outcomes, again_info)
+    doc["run"]["date"] = "2031-12-31T23:59:59+00:00"
+    second = render_html(doc)
+    assert first != second
+
+    def without_header(html: str) -> str:
+        html = re.sub(r'<dd data-key="date">.*?</dd>', "", html)
+        return re.sub(r'<dd data-key="command">.*?</dd>', "", html)
+
+    assert without_header(first) == without_header(second)
+    svgs = re.findall(r"<svg.*?</svg>", first, flags=re.S)
+    assert len(svgs) >= 10
+    ids = re.findall(r'\bid="([^"]+)"', first)
+    assert len(ids) == len(set(ids)), "inline SVGs share an id"
+
+
+def test_self_contained_no_script_no_external_urls(written):
+    html = written[0].read_text()
+    tree = Tree(html)
+    assert "script" not in tree.tags and "link" not in tree.tags and "img" not in tree.tags and "iframe" not in tree.tags
+    for attr in re.findall(r'\b(?:src|href|xlink:href)="([^"]*)"', html):
+        assert attr.startswith("#"), f"a reference out of the page: {attr}"
+    assert "url(http" not in html and "@import" not in html
+    assert "<!DOCTYPE svg" not in html and "<?xml" not in html
+    assert not re.search(r"<dc:date>|<metadata>", html), "SVG metadata with a date leaked in"
+
+
+def test_prompt_and_reasons_are_text_not_markup(sample, tmp_path):
+    outcomes, info = sample
+    hostile = [{**o, "reason": XSS, "title": XSS} for o in outcomes]
+    html_path, _ = write_report(hostile, {**info, "command": f"pytest {XSS}"}, tmp_path / "r.html")
+    html = html_path.read_text()
+    tree = Tree(html)
+    assert "script" not in tree.tags
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    prompts = [li.text for li in tree.root.find_all("ol", class_="prompts")[0].find_all("li")]
+    assert XSS in prompts  # the sample corpus carries the prompt; it shows as written
+    assert XSS in tree.root.find_all("dd", data_key="command")[0].text
+
+
+def test_claims_without_items_show_not_run(sample):
+    outcomes, info = sample
+    kept = [o for o in outcomes if o["claim"] in ("C1", "C2")]
+    items = [ItemResult(o["nodeid"], outcome=o, pytest_outcome="passed") for o in kept]
+    items.append(ItemResult("claims/test_c3.py::test_C3_growth[0.5]"))  # collected, never ran
+    items.append(ItemResult("claims/test_c4.py::test_C4_drop[0.5]", pytest_outcome="error", message="fixture 'subject' failed"))
+    doc = json.loads(json.dumps(build_document(items, info, {"exitstatus": 2, "interrupted": True})))
+    status = {c["claim"]: c["status"] for c in doc["claims"]}
+    assert status == {"C0": "not run", "C1": "holds", "C2": "holds", "C3": "not run", "C4": "error", "C5": "not run"}
+    html = render_html(doc)
+    sections = {s.attrs["data-claim"]: s for s in parse(html).find_all("section", class_="claim")}
+    assert sections["C0"].attrs["data-status"] == "not run" and "No test of this claim ran" in sections["C0"].text
+    assert "fixture 'subject' failed" in sections["C4"].text
+    assert "The run was interrupted" in html
+
+
+def test_json_is_strict_and_spells_non_finite_numbers(sample, tmp_path):
+    outcomes, info = sample
+    odd = [{**outcomes[1], "margin": float("inf"), "evidence": {**outcomes[1]["evidence"], "ratio": [float("nan"), 1.0]}}]
+    _, json_path = write_report(odd, info, tmp_path / "r.html")
+    text = json_path.read_text()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    item = json.loads(text)["claims"][1]["items"][0]
+    assert item["margin"] == "inf" and item["evidence"]["ratio"] == ["nan", 1.0]
+
+
+def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "sub" / "claims.html"
+    atomic_write(target, "first")
+    atomic_write(target, "second")
+    assert target.read_text() == "second"
+    import os
+
+    def broken(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, "third")
+    assert target.read_text() == "second"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["claims.html"]
+
+
+def test_outcome_contract_errors_name_the_problem():
+    assert claim_of("claims/test_growth.py::test_C3_growth[0.5]") == "C3"
+    assert claim_of("claims/test_x.py::TestC::test_C12_thing") == "C12"
+    assert claim_of("claims/test_x.py::test_helper") is None
+    with pytest.raises(OutcomeError, match="must be a JSON string"):
+        parse_outcome({"claim": "C1"})
+    with pytest.raises(OutcomeError, match="not valid JSON"):
+        parse_outcome("{nope")
+    with pytest.raises(OutcomeError, match="lacks verdict"):
+        parse_outcome(json.dumps({"claim": "C1"}))
+    assert check_travels("other", {"a": [1, 2.5, None]}) is None
+    assert "not JSON-serializable" in check_travels("other", object())
+
+
+def test_written_report_for_readers(sample, written):
+    """The files a person opens: the HTML names the model, the JSON holds every outcome."""
+    outcomes, info = sample
+    html_path, json_path = written
+    doc = json.loads(json_path.read_text())
+    assert sum(len(c["items"]) for c in doc["claims"]) == len(outcomes)
+    assert json_path == Path(str(html_path)[: -len(".html")] + ".json")
+    assert f"Claim report: {info['model']}" in html_path.read_text()
