@@ -57,21 +57,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SETTINGS] = _settings_from(config)
     name = config.getoption("hypothesis_profile", None) or os.environ.get("HYPOTHESIS_PROFILE")
     hypothesis_settings.load_profile(name or ("ci" if os.environ.get("CI") else "dev"))
+    if _runs_claims(config):
+        config.stash[_SUBJECT] = _load(config.stash[_SETTINGS])
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Load the subject before the header prints, and stop cleanly if it cannot load."""
-    config = session.config
-    if not _runs_claims(config):
-        return
-    settings = config.stash[_SETTINGS]
+def _load(settings: Settings):  # noqa: ANN202 (harness.Subject)
+    """Load the subject once, before the header prints; a subject that cannot load is a usage error."""
     from harness.subjects import load_subject
 
     try:
-        config.stash[_SUBJECT] = load_subject(settings.model, device=settings.device, dtype=settings.dtype, seed=settings.seed)
+        subject = load_subject(settings.model, device=settings.device, dtype=settings.dtype, seed=settings.seed)
+        subject.check_layer(settings.layer)
     except HarnessError as exc:
-        pytest.exit(f"cannot run the claims: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+        raise pytest.UsageError(f"cannot run the claims: {exc}") from None
+    return subject
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -32,6 +32,7 @@ from harness.report.write import json_path_for, write_document
 CLAIMS_DIR = "claims"
 DEFAULT_REPORT = "reports/claims.html"
 _PLUGIN_NAME = "harness-claim-report"
+STOPPED = "claim report: could not travel: "  # replaces a user property that is not JSON-ready
 
 
 class _HookSpecs:
@@ -76,14 +77,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytes
     report = yield
     problems = []
     for n, (name, value) in enumerate(list(item.user_properties)):
-        why = check_travels(name, value)
+        why = None if _stopped(value) else check_travels(name, value)
         if why is not None:
             problems.append(why)
-            item.user_properties[n] = (name, f"<could not travel: {why}>")  # later phases travel cleanly
+            item.user_properties[n] = (name, STOPPED + why)  # later phases travel cleanly; the controller sees why
     if problems:
         report.user_properties = list(item.user_properties)
         report.outcome = "failed"
-        report.longrepr = "claim report: " + "\n".join(problems)
+        report.longrepr = "claim report: a user property cannot travel as JSON:\n" + "\n".join(problems)
     return report
 
 
@@ -98,6 +99,15 @@ class ClaimReport:
         self.asked = _args_name_claims(config)
         self.written: tuple[Path, Path] | None = None
         self.write_error: str | None = None
+        self.start_error: str | None = None  # why the session stopped before any test (e.g. the model did not load)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> object:
+        try:
+            return (yield)
+        except BaseException as exc:
+            self.start_error = f"{type(exc).__name__}: {exc}"
+            raise
 
     # -- collection --------------------------------------------------------------------------
 
@@ -119,7 +129,10 @@ class ClaimReport:
         if not (_in_claims(report.nodeid) and (claim_of(report.nodeid) or PROPERTY in properties)):
             return
         item = self.items.setdefault(report.nodeid, ItemResult(report.nodeid))
-        if PROPERTY in properties and item.outcome is None:
+        for value in properties.values():
+            if _stopped(value) and value not in item.problems:
+                item.problems.append(value)
+        if PROPERTY in properties and item.outcome is None and not _stopped(properties[PROPERTY]):
             try:
                 item.outcome = parse_outcome(properties[PROPERTY])
             except OutcomeError as exc:
@@ -179,6 +192,15 @@ class ClaimReport:
             info.update(found or {})
         except Exception as exc:  # e.g. the model failed to load: report what is known
             info["error"] = f"{type(exc).__name__}: {exc}"
+        if self.start_error:
+            info["error"] = f"the session stopped before running tests: {self.start_error}"
+        if "prompt_texts" not in info and info.get("prompts"):
+            try:
+                from harness.prompts import read_prompts
+
+                info["prompt_texts"] = read_prompts(Path(str(info["prompts"])))
+            except Exception:  # the header still names the file
+                pass
         outcomes = [i.outcome for i in self.items.values() if i.outcome]
         for key in ("model", "layer"):
             if key not in info and outcomes:
@@ -192,6 +214,11 @@ class ClaimReport:
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _stopped(value: object) -> bool:
+    """Whether a user property is the marker left where a value could not travel."""
+    return isinstance(value, str) and value.startswith(STOPPED)
 
 
 def _in_claims(nodeid: str) -> bool:
