@@ -82,7 +82,7 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(result, about: dict[str, object], include_first: bool) -> str:  # noqa: ANN001 (Profile)
+def _table(result, about: dict[str, object], include_first: bool) -> str:
     """One row per site; per factor Δ and Δ/‖H‖ without and with the first token."""
     lines = [
         f"model {about['model']} ({about['revision']}), device {about['device']}, dtype {about['dtype']}, "
@@ -110,7 +110,7 @@ def _factor(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _integer(name: str):  # noqa: ANN202
+def _integer(name: str):
     def parse(text: str) -> int:
         try:
             return int(text)

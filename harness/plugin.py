@@ -61,7 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_SUBJECT] = _load(config.stash[_SETTINGS])
 
 
-def _load(settings: Settings):  # noqa: ANN202 (harness.Subject)
+def _load(settings: Settings):
     """Load the subject once, before the header prints; a subject that cannot load is a usage error."""
     from harness.subjects import load_subject
 
