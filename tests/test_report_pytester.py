@@ -89,6 +89,19 @@ def test_real_suite_writes_a_matching_report(pytester, model):
         assert {c["claim"]: c["status"] for c in doc["claims"]}["C5"] == "not applicable"
 
 
+def test_real_suite_with_a_model_that_cannot_load_still_reports(pytester):
+    report = pytester.path / "out" / "claims.html"
+    result = pytester.runpytest_subprocess(
+        str(ROOT / "claims"), "--rootdir", str(ROOT), "-p", "harness.report.collect",
+        "--model", str(pytester.path / "no-such-model"), "--report", str(report), "-p", "no:cacheprovider",
+    )  # fmt: skip
+    assert result.ret != pytest.ExitCode.OK
+    doc = json.loads(report.with_suffix(".json").read_text())
+    assert set(statuses(doc).values()) == {"not run"}
+    assert "before running any test" in doc["session"]["note"]
+    assert "before running any test" in report.read_text()
+
+
 @pytest.mark.slow
 def test_real_suite_under_xdist_writes_one_complete_report(pytester):
     result, doc, html = run_claims(pytester, "minilm", "-n", "2")

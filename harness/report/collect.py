@@ -57,6 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--no-report", action="store_true", default=False, help="write no claim report (neither HTML nor JSON).")
 
 
+@pytest.hookimpl(tryfirst=True)  # before the suite's plugin, which may stop the run when the model cannot load
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("no_report") or hasattr(config, "workerinput"):
         return  # xdist workers never write: their reports reach the controller, which does
@@ -67,7 +68,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     plugin = config.pluginmanager.get_plugin(_PLUGIN_NAME)
     if plugin is not None:
-        plugin.finish(exitstatus=None, interrupted=True)  # only writes if sessionfinish never came
+        plugin.finish(  # writes only if sessionfinish never came
+            exitstatus=None,
+            interrupted=True,
+            note="the session ended before running any test: a plugin stopped it at start-up "
+            "(e.g. the model could not load); the terminal shows why",
+        )
         config.pluginmanager.unregister(plugin, _PLUGIN_NAME)
 
 
@@ -156,12 +162,13 @@ class ClaimReport:
         elif self.write_error:
             terminalreporter.write_line(f"claim report NOT written: {self.write_error}", red=True)
 
-    def finish(self, exitstatus: int | None, interrupted: bool) -> None:
+    def finish(self, exitstatus: int | None, interrupted: bool, note: str = "") -> None:
         if self.written or self.write_error or not self._wanted():
             return
         session = {
             "exitstatus": exitstatus,
             "interrupted": bool(interrupted),
+            "note": self.start_error or note,
             "collection_errors": self.collection_errors,
         }
         try:

@@ -61,6 +61,7 @@ pre { background: #f6f8fa; padding: .5em; overflow-x: auto; font-size: 12px; whi
 <section id="session">
 <h2>Run</h2>
 <p>Exit status: <span data-key="exitstatus">{{ doc.session.get("exitstatus") | num }}</span>.
+{% if doc.session.get("note") %}<span class="error">{{ doc.session.note }}</span>{% endif %}
 {% if doc.session.get("interrupted") %}<span class="error">The run was interrupted: claims marked "not run" have no outcome.</span>{% endif %}
 {% for status, count in doc.session.counts.items() %}<span class="status {{ status | css }}">{{ status }}</span> {{ count }} {% endfor %}</p>
 {% for error in doc.session.get("collection_errors", []) %}

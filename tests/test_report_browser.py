@@ -1,0 +1,190 @@
+"""The report in a real browser: headless Chromium loads it, logs no error, fetches nothing, shows every plot.
+
+Chromium is driven over the DevTools protocol through a pipe (--remote-debugging-pipe: JSON
+messages ending in NUL on file descriptors 3 and 4), so no websocket client and no network are
+needed. Skips only when Chromium is not installed (Debian: apt-get install -y chromium).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.report import write_report
+from harness.report.sample import sample_run
+from tests.test_report import XSS
+
+CHROMIUM = next((p for p in (os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser")) if p), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install -y chromium)")
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--remote-debugging-pipe",
+]
+
+
+class Browser:
+    """Chromium over --remote-debugging-pipe; `send` waits for the answer, `events` collects the rest."""
+
+    def __init__(self, profile_dir: Path, timeout_s: float = 60.0) -> None:
+        to_browser_r, self._to_browser = os.pipe()
+        self._from_browser, from_browser_w = os.pipe()
+
+        def child_fds() -> None:  # Chromium reads commands on fd 3 and writes answers on fd 4
+            os.dup2(to_browser_r, 3)
+            os.dup2(from_browser_w, 4)
+
+        self.process = subprocess.Popen(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={profile_dir}", "about:blank"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=child_fds,
+            close_fds=False,
+        )
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        self.timeout_s = timeout_s
+        self.events: list[dict] = []
+        self._buffer = b""
+        self._next_id = 0
+
+    def send(self, method: str, session: str | None = None, **params: object) -> dict:
+        self._next_id += 1
+        message: dict = {"id": self._next_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        while True:
+            answer = self._read()
+            if answer.get("id") == self._next_id:
+                if "error" in answer:
+                    raise RuntimeError(f"{method}: {answer['error']}")
+                return answer.get("result", {})
+            self.events.append(answer)
+
+    def wait_for(self, method: str) -> dict:
+        while True:
+            for event in self.events:
+                if event.get("method") == method:
+                    return event
+            event = self._read()
+            self.events.append(event)
+            if event.get("method") == "Page.javascriptDialogOpening":  # it would block the load: dismiss it
+                self.send("Page.handleJavaScriptDialog", event.get("sessionId"), accept=True)
+
+    def _read(self) -> dict:
+        deadline = time.monotonic() + self.timeout_s
+        while b"\0" not in self._buffer:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self._from_browser], [], [], max(left, 0))
+            if not ready:
+                raise TimeoutError(f"Chromium said nothing for {self.timeout_s:g} s")
+            chunk = os.read(self._from_browser, 1 << 20)
+            if not chunk:
+                raise RuntimeError(f"Chromium closed the pipe (exit code {self.process.poll()})")
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close")
+        except Exception:
+            self.process.kill()
+        self.process.wait(timeout=30)
+        os.close(self._to_browser)
+        os.close(self._from_browser)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    outcomes, info = sample_run("minilm")
+    info = {**info, "command": f"pytest claims/ {XSS}"}
+    html, _ = write_report(outcomes, info, tmp_path_factory.mktemp("browser") / "claims.html")
+    return html
+
+
+PAGE_FACTS = """JSON.stringify({
+    plots: [...document.querySelectorAll('svg.plot')].map(s => {
+        const r = s.getBoundingClientRect();
+        return {w: r.width, h: r.height, visible: s.checkVisibility(), shapes: s.querySelectorAll('path, use, text').length};
+    }),
+    claims: document.querySelectorAll('section.claim').length,
+    scripts: document.scripts.length,
+    text: document.body.innerText.includes(XSS_TEXT)
+})"""
+
+
+def look_at(page: Path, profile_dir: Path) -> tuple[dict, list[dict], list[str]]:
+    """Load `page` in Chromium: (facts from PAGE_FACTS, error events, URLs requested)."""
+    browser = Browser(profile_dir)
+    try:
+        target = browser.send("Target.createTarget", url="about:blank")["targetId"]
+        session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            browser.send(f"{domain}.enable", session)
+        browser.send("Emulation.setDeviceMetricsOverride", session, width=1200, height=900, deviceScaleFactor=1, mobile=False)
+        browser.send("Page.navigate", session, url=page.as_uri())
+        browser.wait_for("Page.loadEventFired")
+        script = PAGE_FACTS.replace("XSS_TEXT", json.dumps(XSS))
+        facts = json.loads(browser.send("Runtime.evaluate", session, expression=script, returnByValue=True)["result"]["value"])
+        browser.send("Runtime.evaluate", session, expression="1", returnByValue=True)  # let late messages arrive
+    finally:
+        browser.close()
+    errors = [e for e in browser.events if _is_error(e)]
+    requests = [e["params"]["request"]["url"] for e in browser.events if e.get("method") == "Network.requestWillBeSent"]
+    return facts, errors, requests
+
+
+def _is_error(event: dict) -> bool:
+    method, params = event.get("method"), event.get("params", {})
+    return (
+        method == "Runtime.exceptionThrown"
+        or (method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"))
+        or (method == "Log.entryAdded" and params["entry"].get("level") == "error")
+        or method == "Page.javascriptDialogOpening"
+    )
+
+
+def test_chromium_shows_every_plot_without_errors(report, tmp_path):
+    facts, errors, requests = look_at(report, tmp_path / "profile")
+    html = report.read_text()
+    assert facts["claims"] == 6 and facts["scripts"] == 0
+    assert len(facts["plots"]) == html.count('class="plot"') >= 10
+    for n, plot in enumerate(facts["plots"]):
+        assert plot["visible"] and plot["w"] > 100 and plot["h"] > 50 and plot["shapes"] > 10, f"plot {n} is not shown: {plot}"
+    assert facts["text"], "the XSS string must show as text"
+    assert errors == []
+    assert requests == [report.as_uri()], f"the page fetched more than itself: {requests}"
+
+
+def test_the_browser_check_catches_a_broken_page(report, tmp_path):
+    """The negative control: a script error, an alert, an outside fetch and a hidden plot are all seen."""
+    html = report.read_text()
+    broken = html.replace(
+        "</body>", '<img src="http://127.0.0.1:9/x.png"><script>alert(1); undefinedFunction();</script></body>'
+    ).replace('<svg role="img"', '<svg style="display:none" role="img"', 1)
+    page = tmp_path / "broken.html"
+    page.write_text(broken)
+    facts, errors, requests = look_at(page, tmp_path / "profile")
+    assert facts["scripts"] == 1 and not facts["plots"][0]["visible"]
+    methods = {e["method"] for e in errors}
+    assert {"Runtime.exceptionThrown", "Page.javascriptDialogOpening"} <= methods, methods
+    assert "http://127.0.0.1:9/x.png" in requests
