@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     prof.add_argument("--device", default=Settings.device, help="auto (CUDA when present), cpu, cuda, cuda:N")
     prof.add_argument("--dtype", default=Settings.dtype, help="float32 (default), bfloat16, float16")
+    prof.add_argument(
+        "--factor-batch",
+        type=_integer("factor-batch"),
+        default=1,
+        help="factors stacked per forward (default 1: every forward has the clean pass's shapes, so Δ before the layer is "
+        "bit-exact 0 as in the note's loop; larger is faster on GPUs, with float32 rounding of ~1e-7 relative there)",
+    )
     prof.add_argument("--per-prompt", action="store_true", help="with --json: add per-prompt Δ")
     prof.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     prof.set_defaults(run=_profile)

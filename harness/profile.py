@@ -120,14 +120,22 @@ def profile(
     memory_budget_mb: int = 2048,
     clean: CleanPass | None = None,
     reuse_prefix: bool = False,
+    factor_batch: int | None = None,
 ) -> Profile:
     """Measure Δ at every site of `subject` for each factor; see the module docstring.
+
+    `factor_batch` caps the factors stacked in one forward (None: as many as the memory budget
+    allows). With 1, every intervened forward has exactly the clean pass's shapes, so sites before
+    `layer` come out bit-identical to the clean pass, as in the note's own loop; with more, they can
+    carry float32 rounding from batch-shape-dependent matrix kernels (about 1e-7 relative).
 
     Pass `clean=CleanPass(subject, prompts)` to share one clean pass between many profiles (other
     factors, other layers); `prompts` is then ignored. `reuse_prefix=True` runs only the blocks
     after `layer` per factor; sites before `layer` are then 0 by construction, not measured.
     """
     subject.check_layer(layer)
+    if factor_batch is not None and (isinstance(factor_batch, bool) or not isinstance(factor_batch, int) or factor_batch < 1):
+        raise InputError(f"factor_batch {factor_batch!r} is not allowed: give a positive integer, or None for the memory budget's choice.")
     factor_list = [check_factor(f) for f in factors]
     if not factor_list:
         raise InputError("no factors given: pass at least one, e.g. factors=[0.5, 1.5].")
@@ -139,7 +147,7 @@ def profile(
     factor_tensor = torch.tensor(factor_list, dtype=torch.float32, device=subject.device)
     with torch.inference_mode():
         for chunk in clean.chunks:
-            _run_chunk(subject, chunk, layer, factor_tensor, sums, memory_budget_mb, reuse_prefix)
+            _run_chunk(subject, chunk, layer, factor_tensor, sums, memory_budget_mb, reuse_prefix, factor_batch)
     return sums.profile(subject, clean, layer, tuple(factor_list), per_prompt)
 
 
@@ -260,11 +268,18 @@ def _prompt_chunks(subject: Subject, tokens: Tokenized, memory_budget_mb: int) -
 
 
 def _run_chunk(
-    subject: Subject, chunk: _Chunk, layer: int, factors: torch.Tensor, sums: _Sums, memory_budget_mb: int, reuse_prefix: bool
+    subject: Subject,
+    chunk: _Chunk,
+    layer: int,
+    factors: torch.Tensor,
+    sums: _Sums,
+    memory_budget_mb: int,
+    reuse_prefix: bool,
+    factor_batch: int | None = None,
 ) -> None:
     n_prompts, width = chunk.batch["attention_mask"].shape
     per_factor = n_prompts * width * _hidden_size(subject) * 4 * 24  # activations of one factor's rows, upper bound
-    step = max(1, min(len(factors), memory_budget_mb * 2**20 // 2 // per_factor))
+    step = max(1, min(len(factors), factor_batch or len(factors), memory_budget_mb * 2**20 // 2 // per_factor))
     start = 0
     while start < len(factors):
         stop = min(start + step, len(factors))
