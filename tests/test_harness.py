@@ -264,7 +264,7 @@ def test_unknown_model_and_bad_directories(tmp_path, monkeypatch):
         load_subject("no-such/model", device="cpu")
     with pytest.raises(SubjectLoadError, match="is not a directory"):
         load_subject(str(tmp_path / "missing"), device="cpu")
-    with pytest.raises(SubjectLoadError, match="missing config.json"):
+    with pytest.raises(SubjectLoadError, match=r"missing config\.json"):
         load_subject(str(tmp_path), device="cpu")
 
 
