@@ -22,15 +22,19 @@ token ids, scaling block `--layer`'s output by each factor and measuring Δ = �
      blocks L..N-1 per factor; causal attention counted as half the square) over the dense matmul
      rate of one large matmul measured in this run, in the run's dtype and TF32 setting.
 
-Times are the best of --repeats runs. Peak memory is the extra over the memory in use before the
-method: CUDA max_memory_allocated; CPU the process's VmHWM from /proc (reset through
-/proc/self/clear_refs) minus VmRSS before, a resident-set figure that includes allocator slack.
+Every method first runs once untimed on 2 prompts x 2 factors (warm-up). Times are the best of
+--repeats runs. Peak memory is the extra over the memory in use before the method: CUDA
+max_memory_allocated; CPU the process's VmHWM from /proc (reset through /proc/self/clear_refs)
+minus VmRSS before, with glibc told to mmap every allocation of 128 KiB or more and trimmed before
+each method, so that freed tensors leave the resident set (a resident-set figure: it counts pages
+touched, not bytes asked for).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import ctypes
 import json
 import math
 import os
@@ -86,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     if options.layer >= subject.n_blocks:
         print(f"sweep.py: error: --layer {options.layer} is not a block of {SUBJECT}: give 0 to {subject.n_blocks - 1}.", file=sys.stderr)
         return 2
+    if subject.device.type == "cpu":
+        _fix_cpu_allocator()
     if subject.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = options.tf32
         torch.backends.cudnn.allow_tf32 = options.tf32
@@ -118,6 +124,7 @@ def run(subject: Subject, options: Options) -> dict[str, Any]:
             best, peak = min(best, seconds), max(peak, extra)
         tokens_done = n_real * (1 + len(factors))  # clean + one intervened pass per factor, real tokens
         methods[name] = {"time_s": best, "tokens_per_s": tokens_done / best, "peak_mb": peak / 2**20}
+        print(f"sweep.py: {name} {best:.3f} s", file=sys.stderr, flush=True)  # progress, in case a time limit cuts the run
         if out is not None:
             deltas[name] = out
 
@@ -295,8 +302,26 @@ def _measure(fn: Callable[[], Any], device: torch.device) -> tuple[float, float,
     return seconds, float(max(peak, 0)), out
 
 
+def _fix_cpu_allocator() -> None:
+    """glibc: serve every allocation of 128 KiB or more by mmap, so a freed tensor leaves the RSS at once.
+
+    Without this, glibc raises its mmap threshold after large frees and keeps freed tensors in the
+    heap: the first method would show the whole peak and later ones none. Every method then pays
+    the same fresh-page cost for its large tensors.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD; setting it turns the dynamic threshold off
+    except (OSError, AttributeError):
+        pass
+
+
 def _reset_cpu_peak() -> int:
     """Reset the process's peak RSS (Linux: '5' to clear_refs) and return the RSS now, in bytes."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back first, so the baseline is what is live
+    except (OSError, AttributeError):
+        pass
     try:
         with open("/proc/self/clear_refs", "w") as handle:
             handle.write("5")
@@ -358,18 +383,21 @@ def _agreement(subject: Subject, deltas: dict[str, np.ndarray], layer: int) -> d
 def _low_precision(subject: Subject, options: Options, tokens: Tokenized, factors: list[float], reference: np.ndarray) -> dict[str, Any]:
     """b+ with the subject in options.low_precision; Δ error against the main dtype's b+ at sites layer.."""
     low = load_subject(SUBJECT, device=options.device, dtype=options.low_precision, seed=options.seed)
-    best, peak, delta = math.inf, 0.0, None
+    best, peak, prof = math.inf, 0.0, None
     for _ in range(options.repeats):
-        seconds, extra, delta = _measure(lambda: profile(low, tokens, options.layer, factors, reuse_prefix=True).delta, low.device)
+        seconds, extra, prof = _measure(lambda: profile(low, tokens, options.layer, factors, reuse_prefix=True), low.device)
         best, peak = min(best, seconds), max(peak, extra)
-    ref, mine = reference[:, options.layer + 1 :], delta[:, options.layer + 1 :]
-    rel = np.abs(mine - ref) / np.maximum(np.abs(ref), 1e-30)
+    first = options.layer + 1  # sites from block.layer on
+    ref, mine = reference[:, first:], prof.delta[:, first:]
+    rel = np.abs(mine - ref) / np.maximum(np.abs(ref), 1e-30)  # large where Δ itself is small (factors near 1)
+    of_clean = np.abs(mine - ref) / np.maximum(prof.clean_norm[first:], 1e-30)  # error as a fraction of ‖H_clean‖
     return {
         "dtype": options.low_precision,
         "time_s": best,
         "peak_mb": peak / 2**20,
         "max_rel_error": float(rel.max()),
         "median_rel_error": float(np.median(rel)),
+        "max_error_over_clean_norm": float(of_clean.max()),
     }
 
 
@@ -411,7 +439,8 @@ def _table(result: dict[str, Any]) -> str:
     if lp:
         lines.append(
             f"{'b+ in ' + lp['dtype']:<44} {lp['time_s']:>9.3f} {'':>10} {lp['peak_mb']:>9.1f}   "
-            f"Δ error vs {s['dtype']}: max {lp['max_rel_error']:.2e}, median {lp['median_rel_error']:.2e}"
+            f"Δ error vs {s['dtype']}: max {lp['max_rel_error']:.1e} rel, median {lp['median_rel_error']:.1e} rel, "
+            f"max {lp['max_error_over_clean_norm']:.1e} of ‖H_clean‖"
         )
     lines.append("")
     for key in ("ratios", "ratios_reuse_prefix"):
