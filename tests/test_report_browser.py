@@ -47,8 +47,10 @@ class Browser:
         self._from_browser, from_browser_w = os.pipe()
 
         def child_fds() -> None:  # Chromium reads commands on fd 3 and writes answers on fd 4
-            os.dup2(to_browser_r, 3)
+            os.dup2(to_browser_r, 3)  # from_browser_w was opened after to_browser_r, so it is not 3
             os.dup2(from_browser_w, 4)
+            os.set_inheritable(3, True)  # dup2 onto the same number keeps close-on-exec
+            os.set_inheritable(4, True)
 
         self.process = subprocess.Popen(
             [CHROMIUM, *FLAGS, f"--user-data-dir={profile_dir}", "about:blank"],
@@ -178,9 +180,9 @@ def test_chromium_shows_every_plot_without_errors(report, tmp_path):
 def test_the_browser_check_catches_a_broken_page(report, tmp_path):
     """The negative control: a script error, an alert, an outside fetch and a hidden plot are all seen."""
     html = report.read_text()
-    broken = html.replace(
-        "</body>", '<img src="http://127.0.0.1:9/x.png"><script>alert(1); undefinedFunction();</script></body>'
-    ).replace('<svg role="img"', '<svg style="display:none" role="img"', 1)
+    broken = html.replace("</body>", '<img src="http://127.0.0.1:9/x.png"><script>alert(1); undefinedFunction();</script></body>').replace(
+        '<svg role="img"', '<svg style="display:none" role="img"', 1
+    )
     page = tmp_path / "broken.html"
     page.write_text(broken)
     facts, errors, requests = look_at(page, tmp_path / "profile")

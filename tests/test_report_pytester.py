@@ -85,6 +85,18 @@ def test_real_suite_writes_a_matching_report(pytester, model):
     tree = Tree(html)
     assert "script" not in tree.tags
     assert XSS in [li.text for li in tree.root.find_all("ol", class_="prompts")[0].find_all("li")]
+    # the suite measures each factor alone; the page draws them together and tabulates each factor's own numbers
+    c1 = next(s for s in tree.root.find_all("section", class_="claim") if s.attrs["data-claim"] == "C1")
+    captions = [f.text for f in c1.find_all("figcaption") if f.text.startswith("Δ against site")]
+    assert len(captions) == 1 and "factor 0.5, factor 1.5" in captions[0]
+    table = c1.find_all("table", class_="numbers")[0]
+    header = [th.text for th in table.find_all("th")]
+    cells = [[td.text for td in tr.find_all("td")] for tr in table.find_all("tr")[1:]]
+    for item in next(c for c in doc["claims"] if c["claim"] == "C1")["items"]:
+        prof = item["evidence"].get("profile")
+        if prof:
+            column = header.index(f"Δ ({fmt(item['factor'])})")
+            assert [row[column] for row in cells] == [fmt(v) for v in prof["delta"][0]]
     if model == "random-gpt2":  # trained-weight claims do not apply to random weights
         assert {c["claim"]: c["status"] for c in doc["claims"]}["C5"] == "not applicable"
 
@@ -115,7 +127,7 @@ def test_real_suite_under_xdist_writes_one_complete_report(pytester):
 # ---------------------------------------------------------------------------------------------
 # Fake suites: the plugin alone, with hand-made outcomes.
 
-FAKE_CONFTEST = '''
+FAKE_CONFTEST = """
 import json
 import pytest
 
@@ -136,9 +148,9 @@ def record(request):
 @pytest.fixture
 def broken():
     raise RuntimeError("the subject did not load")
-'''
+"""
 
-FAKE_TESTS = '''
+FAKE_TESTS = """
 import pytest
 
 def test_C1_holds(record):
@@ -154,7 +166,7 @@ def test_C3_setup_error(broken):
 def test_C4_not_applicable(record):
     record("C4", status="not applicable", margin=0.0)
     pytest.skip("C4 is not applicable to fake")
-'''
+"""
 
 
 def fake_suite(pytester: pytest.Pytester, extra_tests: str = "") -> None:

@@ -120,15 +120,40 @@ def _claim_view(claim: dict) -> dict:
 
 
 def _profiles(items: list[dict]) -> list[tuple[str, dict]]:
-    """The distinct profiles behind a claim's items, each labelled by the items that used it."""
-    seen: dict[str, tuple[list[str], dict]] = {}
+    """The profiles behind a claim's items, one per measurement setup, each factor once, factors in order.
+
+    The suite measures each factor separately; profiles that differ only in their factors are
+    merged here so one plot shows every factor.
+    """
+    groups: dict[str, tuple[list[str], list[dict]]] = {}
     for item in items:
-        prof = (item.get("evidence") or {}).get("profile") if isinstance(item.get("evidence"), dict) else None
-        if not isinstance(prof, dict) or "delta" not in prof:
+        evidence = item.get("evidence")
+        prof = evidence.get("profile") if isinstance(evidence, dict) else None
+        if not isinstance(prof, dict) or "delta" not in prof or "factors" not in prof:
             continue
-        key = json.dumps(prof, sort_keys=True)
-        seen.setdefault(key, ([], prof))[0].append(_item_label(item))
-    return [(f"{p.get('model', '?')}, block {p.get('layer', '?')} scaled ({', '.join(labels)})", p) for labels, p in seen.values()]
+        setup = json.dumps({k: v for k, v in prof.items() if k not in _PER_FACTOR and k != "factors"}, sort_keys=True)
+        labels, profs = groups.setdefault(setup, ([], []))
+        labels.append(_item_label(item))
+        profs.append(prof)
+    return [(f"{p.get('model', '?')}, block {p.get('layer', '?')} scaled ({', '.join(labels)})", p) for labels, p in _merged(groups)]
+
+
+_PER_FACTOR = ("delta", "delta_all_tokens", "relative_delta", "relative_delta_all_tokens", "prompt_delta", "prompt_delta_all_tokens")
+
+
+def _merged(groups: dict[str, tuple[list[str], list[dict]]]) -> list[tuple[list[str], dict]]:
+    out = []
+    for labels, profs in groups.values():
+        rows: dict[float, dict[str, object]] = {}
+        for prof in profs:
+            for f, factor in enumerate(prof["factors"]):
+                rows.setdefault(factor, {k: prof[k][f] for k in _PER_FACTOR if k in prof})
+        merged = {**profs[0], "factors": sorted(rows, key=float)}
+        for key in _PER_FACTOR:
+            if all(key in row for row in rows.values()):
+                merged[key] = [rows[factor][key] for factor in merged["factors"]]
+        out.append((labels, merged))
+    return out
 
 
 def _item_label(item: dict) -> str:
