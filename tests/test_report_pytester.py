@@ -9,6 +9,7 @@ travel, --report / --no-report, and sessions that run no claims.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,16 @@ def test_real_suite_under_xdist_writes_one_complete_report(pytester):
     assert len(items) == 18 and all(i["status"] != "not run" for i in items), [i["nodeid"] for i in items if i["status"] == "not run"]
     assert doc["session"]["exitstatus"] == result.ret
     check_page_matches_json(doc, html)
+    # the same results, serially: byte-identical plots and numbers; only the header's date and command differ
+    (pytester.path / "out" / "claims.html").rename(pytester.path / "xdist.html")
+    _, serial_doc, serial_html = run_claims(pytester, "minilm")
+    assert without_date_and_command(serial_html) == without_date_and_command((pytester.path / "xdist.html").read_text())
+    assert {k: v for k, v in serial_doc.items() if k != "run"} == {k: v for k, v in doc.items() if k != "run"}
+
+
+def without_date_and_command(html: str) -> str:
+    html = re.sub(r'<dd data-key="date">.*?</dd>', "", html, flags=re.S)
+    return re.sub(r'<dd data-key="command">.*?</dd>', "", html, flags=re.S)
 
 
 # ---------------------------------------------------------------------------------------------
