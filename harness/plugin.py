@@ -32,6 +32,7 @@ EXPECTATIONS = CLAIMS_DIR / "expectations.toml"
 
 _SUBJECT = pytest.StashKey[object]()
 _SETTINGS = pytest.StashKey[Settings]()
+_LOAD_ERROR = pytest.StashKey[str]()  # why the subject could not load, for the report's header
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,17 +59,19 @@ def pytest_configure(config: pytest.Config) -> None:
     name = config.getoption("hypothesis_profile", None) or os.environ.get("HYPOTHESIS_PROFILE")
     hypothesis_settings.load_profile(name or ("ci" if os.environ.get("CI") else "dev"))
     if _runs_claims(config):
-        config.stash[_SUBJECT] = _load(config.stash[_SETTINGS])
+        config.stash[_SUBJECT] = _load(config)
 
 
-def _load(settings: Settings):
+def _load(config: pytest.Config):
     """Load the subject once, before the header prints; a subject that cannot load is a usage error."""
     from harness.subjects import load_subject
 
+    settings = config.stash[_SETTINGS]
     try:
         subject = load_subject(settings.model, device=settings.device, dtype=settings.dtype, seed=settings.seed)
         subject.check_layer(settings.layer)
     except HarnessError as exc:
+        config.stash[_LOAD_ERROR] = str(exc)
         raise pytest.UsageError(f"cannot run the claims: {exc}") from None
     return subject
 
@@ -185,7 +188,16 @@ def run_info(config: pytest.Config) -> dict[str, object]:
     import transformers
 
     settings = config.stash[_SETTINGS]
-    subject = config.stash[_SUBJECT]
+    if _SUBJECT in config.stash:
+        about = config.stash[_SUBJECT].describe()
+    else:  # the subject did not load: say what was asked for and why it failed
+        about = {
+            "model": settings.model,
+            "device": settings.device,
+            "dtype": settings.dtype,
+            "revision": "not loaded",
+            "error": config.stash.get(_LOAD_ERROR, "the subject was not loaded"),
+        }
     prompts_path = settings.prompts or DEFAULT_PROMPTS
     try:
         from harness.prompts import read_prompts
@@ -195,7 +207,7 @@ def run_info(config: pytest.Config) -> dict[str, object]:
         n_prompts = "unreadable"
     profile = hypothesis_settings()
     return {
-        **subject.describe(),
+        **about,
         "layer": settings.layer,
         "prompts": str(prompts_path),
         "n_prompts": n_prompts,
@@ -207,7 +219,9 @@ def run_info(config: pytest.Config) -> dict[str, object]:
             "numpy": numpy.__version__,
         },
         "hypothesis_profile": hypothesis_settings.get_current_profile_name(),
-        "hypothesis_seed": "derandomized" if profile.derandomize else config.getoption("hypothesis_seed", None) or "random",
+        "hypothesis_seed": "derandomized"
+        if profile.derandomize
+        else config.getoption("hypothesis_seed", None) or "random (repeat a failure with the @reproduce_failure blob it prints)",
         "command": " ".join(["pytest", *sys.argv[1:]]),
         "settings": settings.as_dict(),
     }

@@ -67,13 +67,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     plugin = config.pluginmanager.get_plugin(_PLUGIN_NAME)
-    if plugin is not None:
+    if plugin is not None and not plugin.written and plugin.html_path.exists():
+        # stopped at start-up (bad option, model not loadable): nothing ran, so keep the last real report
+        sys.stderr.write(f"claim report: kept {plugin.html_path} from an earlier run; this run stopped before any test\n")
+    elif plugin is not None:
         plugin.finish(  # writes only if sessionfinish never came
             exitstatus=None,
             interrupted=True,
             note="the session ended before running any test: a plugin stopped it at start-up "
             "(e.g. the model could not load); the terminal shows why",
         )
+    if plugin is not None:
         config.pluginmanager.unregister(plugin, _PLUGIN_NAME)
 
 
