@@ -218,7 +218,7 @@ def run_info(config: pytest.Config) -> dict[str, object]:
             "hypothesis": hypothesis.__version__,
             "numpy": numpy.__version__,
         },
-        "hypothesis_profile": hypothesis_settings.get_current_profile_name(),
+        "hypothesis_profile": _profile_name(),
         "hypothesis_seed": "derandomized"
         if profile.derandomize
         else config.getoption("hypothesis_seed", None) or "random (repeat a failure with the @reproduce_failure blob it prints)",
@@ -279,6 +279,11 @@ def _runs_claims(config: pytest.Config) -> bool:
         if path == CLAIMS_DIR or CLAIMS_DIR in path.parents or path in CLAIMS_DIR.parents:
             return True
     return False
+
+
+def _profile_name() -> str:
+    getter = getattr(hypothesis_settings, "get_current_profile_name", None)  # hypothesis >= 6.119
+    return getter() if getter else str(getattr(hypothesis_settings, "_current_profile", "unknown"))
 
 
 def _register_hypothesis_profiles() -> None:
