@@ -67,7 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     plugin = config.pluginmanager.get_plugin(_PLUGIN_NAME)
-    if plugin is not None and not plugin.written and plugin.html_path.exists():
+    if plugin is not None and not plugin.written and plugin._wanted() and plugin.html_path.exists():
         # stopped at start-up (bad option, model not loadable): nothing ran, so keep the last real report
         sys.stderr.write(f"claim report: kept {plugin.html_path} from an earlier run; this run stopped before any test\n")
     elif plugin is not None:
