@@ -35,6 +35,7 @@ PROMPT_SHARE = 0.75
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -159,7 +160,11 @@ class Verdict:
 
 # ---------------------------------------------------------------------------------------------
 # Per-claim judgements. Each takes a profile (per_prompt=True for the prompt share) and the index
-# of the factor to judge, and looks only at numbers inside the profile.
+# of the factor to judge, and looks only at numbers inside the profile. Each states its claim once,
+# as a `rule(delta, clean_norm, delta_all_tokens) -> bool` over the sites, and applies that same
+# rule to the corpus aggregate and to every prompt.
+
+Rule = Callable[[np.ndarray, np.ndarray, np.ndarray], bool]
 
 
 def judge_c1(prof: Profile, factor_index: int = 0, dtype: str = "float32") -> Verdict:
@@ -167,12 +172,15 @@ def judge_c1(prof: Profile, factor_index: int = 0, dtype: str = "float32") -> Ve
     rel = prof.relative_delta[factor_index, before]
     worst = float(rel.max()) if rel.size else 0.0
     limit = ZERO_RELATIVE[dtype]
-    holds = worst <= limit
-    shares = _prompt_share(prof, factor_index, lambda d, c: bool(np.all(_rel(d[before], c[before]) <= limit)))
+
+    def rule(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> bool:
+        return bool(np.all(_ratio(d[before], c[before]) <= limit))
+
+    holds = rule(*_aggregate(prof, factor_index))
     return _verdict(
         "C1",
         holds,
-        shares,
+        _prompt_share(prof, factor_index, rule),
         margin=limit - worst,
         margin_text=f"largest relative Δ before block {prof.layer} = {worst:.3g} (limit {limit:g})",
         reason=("nothing before the scaled block moved" if holds else f"a site before block {prof.layer} moved by {worst:.3g}"),
@@ -186,15 +194,14 @@ def judge_c2(prof: Profile, factor_index: int = 0) -> Verdict:
     rel_at = float(prof.relative_delta[factor_index, at])
     noise = float(prof.delta[factor_index, before].max()) if before else 0.0
     jump = float(prof.delta[factor_index, at]) / noise if noise > 0 else float("inf")
-    holds = rel_at >= JUMP_RELATIVE and jump >= JUMP_OVER_NOISE
 
-    def per_prompt(d: np.ndarray, c: np.ndarray) -> bool:
-        return bool(_rel(d[at], c[at]) >= JUMP_RELATIVE and d[at] >= JUMP_OVER_NOISE * (d[before].max() if before else 0.0))
+    def rule(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> bool:
+        return bool(_ratio(d[at], c[at]) >= JUMP_RELATIVE and d[at] >= JUMP_OVER_NOISE * (d[before].max() if before else 0.0))
 
     return _verdict(
         "C2",
-        holds,
-        _prompt_share(prof, factor_index, per_prompt),
+        rule(*_aggregate(prof, factor_index)),
+        _prompt_share(prof, factor_index, rule),
         margin=rel_at - JUMP_RELATIVE,
         margin_text=f"relative Δ at block {prof.layer} = {rel_at:.4g} (needs ≥ {JUMP_RELATIVE:g}); jump over noise = {jump:.3g}",
         reason=f"Δ at block {prof.layer} is {rel_at:.1%} of the clean norm; "
@@ -214,9 +221,8 @@ def judge_c3(prof: Profile, factor_index: int = 0) -> Verdict:
     worst_step = float(steps.min()) if steps.size else float("nan")
     bend = _nonlinearity(deltas)
     increasing = bool(steps.size) and worst_step > GROWTH_STEP
-    holds = increasing and bend >= NONLINEAR_MIN
 
-    def per_prompt(d: np.ndarray, c: np.ndarray) -> bool:
+    def rule(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> bool:
         s = _steps(d[span])
         return bool(s.size and s.min() > GROWTH_STEP and _nonlinearity(d[span]) >= NONLINEAR_MIN)
 
@@ -230,8 +236,8 @@ def judge_c3(prof: Profile, factor_index: int = 0) -> Verdict:
         reason = f"Δ grows at every step from {names[0]} to {names[-1]}, bending by {bend:.1%} of its range"
     return _verdict(
         "C3",
-        holds,
-        _prompt_share(prof, factor_index, per_prompt),
+        rule(*_aggregate(prof, factor_index)),
+        _prompt_share(prof, factor_index, rule),
         margin=worst_step - GROWTH_STEP,
         margin_text=f"smallest step ratio Δ(s+1)/Δ(s) = {worst_step:.4f} (needs > {GROWTH_STEP:g}); bend = {bend:.3f}",
         reason=reason,
@@ -249,9 +255,8 @@ def judge_c4(prof: Profile, factor_index: int = 0) -> Verdict:
     readings = final_readings(prof)
     final, previous = readings["note"]
     drop = _drop(prof.delta[factor_index], final, previous)
-    holds = DROP_MIN < drop <= SLIGHT_DROP_MAX
 
-    def per_prompt(d: np.ndarray, c: np.ndarray) -> bool:
+    def rule(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> bool:
         return DROP_MIN < _drop(d, final, previous) <= SLIGHT_DROP_MAX
 
     other = {
@@ -261,8 +266,8 @@ def judge_c4(prof: Profile, factor_index: int = 0) -> Verdict:
     word = "drops" if drop > 0 else "rises"
     return _verdict(
         "C4",
-        holds,
-        _prompt_share(prof, factor_index, per_prompt),
+        rule(*_aggregate(prof, factor_index)),
+        _prompt_share(prof, factor_index, rule),
         margin=min(drop - DROP_MIN, SLIGHT_DROP_MAX - drop),
         margin_text=f"drop 1 − Δ({prof.sites[final]})/Δ({prof.sites[previous]}) = {drop:+.4f} "
         f"(needs {DROP_MIN:g} < drop ≤ {SLIGHT_DROP_MAX:g})",
@@ -275,9 +280,8 @@ def judge_c5(prof: Profile, factor_index: int = 0) -> Verdict:
     span = _first_token_span(prof)
     ratios = _ratio(prof.delta_all_tokens[factor_index, span], prof.delta[factor_index, span])
     median = float(np.median(ratios))
-    holds = median >= FIRST_TOKEN_RATIO
 
-    def per_prompt(d: np.ndarray, c: np.ndarray, a: np.ndarray | None = None) -> bool:
+    def rule(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> bool:
         return bool(np.median(_ratio(a[span], d[span])) >= FIRST_TOKEN_RATIO)
 
     evidence: dict[str, object] = {"sites": [prof.sites[i] for i in span], "ratio": ratios.tolist()}
@@ -287,8 +291,8 @@ def judge_c5(prof: Profile, factor_index: int = 0) -> Verdict:
         evidence["prompt_ratio"] = np.median(per, axis=0).tolist()
     return _verdict(
         "C5",
-        holds,
-        _prompt_share(prof, factor_index, per_prompt, with_all_tokens=True),
+        rule(*_aggregate(prof, factor_index)),
+        _prompt_share(prof, factor_index, rule),
         margin=median - FIRST_TOKEN_RATIO,
         margin_text=f"median Δ(with first)/Δ(without) over blocks {prof.layer}… = {median:.3g} (needs ≥ {FIRST_TOKEN_RATIO:g})",
         reason=f"counting the first token multiplies Δ by {median:.3g} (median over sites)",
@@ -370,10 +374,6 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(num > 0, np.inf, 1.0))
 
 
-def _rel(delta: np.ndarray | float, clean: np.ndarray | float) -> np.ndarray:
-    return _ratio(np.asarray(delta), np.asarray(clean))
-
-
 def _nonlinearity(values: np.ndarray) -> float:
     """Largest distance of `values` from the straight line through its end points, over its range."""
     values = np.asarray(values, dtype=np.float64)
@@ -388,13 +388,17 @@ def _drop(deltas: np.ndarray, final: int, previous: int) -> float:
     return float(1.0 - _ratio(deltas[final], deltas[previous]))
 
 
-def _prompt_share(prof: Profile, factor_index: int, rule, with_all_tokens: bool = False) -> float | None:
-    """Share of prompts on which `rule(delta (S,), clean (S,)[, delta_all (S,)])` holds; None without per-prompt data."""
+def _aggregate(prof: Profile, factor_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A claim rule's inputs over the whole corpus: Δ, ‖H_clean‖ and Δ with the first token, each (S,)."""
+    return prof.delta[factor_index], prof.clean_norm, prof.delta_all_tokens[factor_index]
+
+
+def _prompt_share(prof: Profile, factor_index: int, rule: Rule) -> float | None:
+    """Share of prompts on which `rule` holds, applied to each prompt's own (S,) vectors; None without them."""
     if prof.prompt_delta is None:
         return None
     d, c, a = prof.prompt_delta[factor_index], prof.prompt_clean_norm, prof.prompt_delta_all_tokens[factor_index]
-    ok = [rule(d[:, p], c[:, p], a[:, p]) if with_all_tokens else rule(d[:, p], c[:, p]) for p in range(d.shape[1])]
-    return float(np.mean(ok))
+    return float(np.mean([rule(d[:, p], c[:, p], a[:, p]) for p in range(d.shape[1])]))
 
 
 def _verdict(claim: str, aggregate: bool, share: float | None, *, margin: float, margin_text: str, reason: str, evidence: dict) -> Verdict:

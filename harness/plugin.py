@@ -294,7 +294,7 @@ def _register_hypothesis_profiles() -> None:
         "phases": [Phase.explicit, Phase.reuse, Phase.generate],
         "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.differing_executors],
     }
-    hypothesis_settings.register_profile("ci", max_examples=3, derandomize=True, **common)
+    hypothesis_settings.register_profile("ci", max_examples=6, derandomize=True, **common)
     hypothesis_settings.register_profile("dev", max_examples=3, **common)
     hypothesis_settings.register_profile("thorough", max_examples=30, **common)
 
