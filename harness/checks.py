@@ -36,7 +36,8 @@ class ClaimCheck:
     node: pytest.Item
     expectations: dict[str, Expectation]
     settings: Settings
-    examples: list[dict] = field(default_factory=list)
+    examples: list[dict] = field(default_factory=list)  # Hypothesis examples tried, for the record
+    last: Verdict | None = None  # the latest example's verdict
 
     def applicable(self, claim: str) -> None:
         """Skip (and record) a claim whose expectation on this model is not-applicable."""
@@ -63,7 +64,7 @@ class ClaimCheck:
                 "margin_text": verdict.margin_text,
             }
         )
-        self._last = verdict
+        self.last = verdict
         self._assert(claim, verdict, f"factor {factor}" + "".join(f", {k} {v}" for k, v in params.items()))
 
     def hypothesis(self, claim: str, run: Callable[[], None]) -> None:
@@ -73,7 +74,7 @@ class ClaimCheck:
         finally:
             failed = [e for e in self.examples if e["verdict"] != self.expectations[claim].verdict]
             shown = failed[0] if failed else (self.examples[-1] if self.examples else None)
-            verdict = getattr(self, "_last", None)
+            verdict = self.last
             if shown is not None and verdict is not None:
                 summary = Verdict(
                     claim,

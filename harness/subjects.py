@@ -221,7 +221,6 @@ def _load_pretrained(
         trust_remote_code=False,
         use_safetensors=True,
         dtype=dtype,
-        attn_implementation="eager" if config.model_type == "bert" else None,
     )
     tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=local_files_only, trust_remote_code=False)
     revision = getattr(model.config, "_commit_hash", None)
