@@ -4,6 +4,7 @@
     pytest claims/ --model minilm               # any subject; HARNESS_MODEL=minilm works too
     pytest claims/ --model random-gpt2 -n 2     # pytest-xdist: one GPU per worker when there are several
     pytest claims/ --update-expectations        # rewrite claims/expectations.toml from this run
+    pytest claims/ --expectations my.toml       # judge against another expectations file
 
 Options map one to one onto `harness.settings.Settings`; each falls back to an environment
 variable `HARNESS_<NAME>`. The subject loads once per session (and per xdist worker); when it
@@ -23,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, Phase
 from hypothesis import settings as hypothesis_settings
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, InputError
 from harness.settings import ENV_PREFIX, NOTE_LAYER, Settings
 
 CLAIMS_DIR = Path(__file__).resolve().parent.parent / "claims"
@@ -49,6 +50,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--layer", default=None, help=f"block whose output is scaled (default {NOTE_LAYER}, the note's) [HARNESS_LAYER]")
     group.addoption("--prompts", default=None, help=f"prompt file, one per line (default {DEFAULT_PROMPTS.name}) [HARNESS_PROMPTS]")
     group.addoption(
+        "--expectations", default=None, help=f"expected verdicts per model (default claims/{EXPECTATIONS.name}) [HARNESS_EXPECTATIONS]"
+    )
+    group.addoption(
         "--update-expectations", action="store_true", help="rewrite claims/expectations.toml for this model from this run's verdicts"
     )
 
@@ -64,12 +68,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _load(config: pytest.Config):
     """Load the subject once, before the header prints; a subject that cannot load is a usage error."""
+    from harness.expectations import load_expectations
+    from harness.prompts import read_prompts, tokenize
     from harness.subjects import load_subject
 
     settings = config.stash[_SETTINGS]
     try:
         subject = load_subject(settings.model, device=settings.device, dtype=settings.dtype, seed=settings.seed)
         subject.check_layer(settings.layer)
+        tokenize(subject, read_prompts(settings.prompts or DEFAULT_PROMPTS))  # empty or over-long prompts: say so now, once
+        expectations = _expectations_path(config)
+        if not expectations.is_file() and not config.getoption("update_expectations"):
+            raise InputError(
+                f"expectations file {str(expectations)!r} does not exist: "
+                "give an existing TOML file, or add --update-expectations to create it."
+            )
+        load_expectations(expectations, settings.model)  # a malformed file: say so now, once
     except HarnessError as exc:
         config.stash[_LOAD_ERROR] = str(exc)
         raise pytest.UsageError(f"cannot run the claims: {exc}") from None
@@ -104,10 +118,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     from harness.expectations import summarize, write_expectations
 
-    write_expectations(EXPECTATIONS, config.stash[_SETTINGS].model, summarize(_measured))
+    path = _expectations_path(config)
+    write_expectations(path, config.stash[_SETTINGS].model, summarize(_measured))
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(f"harness: wrote the expectations of {len(_measured)} claims to {EXPECTATIONS}")
+        reporter.write_line(f"harness: wrote the expectations of {len(_measured)} claims to {path}")
 
 
 _measured: dict[str, list[dict]] = {}  # claim id -> outcomes seen in this session (controller side)
@@ -162,10 +177,10 @@ def measure(subject, clean_pass, settings: Settings) -> Callable:
 
 
 @pytest.fixture(scope="session")
-def expectations(subject, settings: Settings):
+def expectations(pytestconfig: pytest.Config, settings: Settings):
     from harness.expectations import load_expectations
 
-    return load_expectations(EXPECTATIONS, settings.model)
+    return load_expectations(_expectations_path(pytestconfig), settings.model)
 
 
 @pytest.fixture
@@ -255,6 +270,11 @@ def _settings_from(config: pytest.Config) -> Settings:
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from exc
     return _worker_device(config, settings)
+
+
+def _expectations_path(config: pytest.Config) -> Path:
+    value = config.getoption("expectations") or os.environ.get(ENV_PREFIX + "EXPECTATIONS")
+    return Path(value) if value else EXPECTATIONS
 
 
 def _worker_device(config: pytest.Config, settings: Settings) -> Settings:
