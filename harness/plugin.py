@@ -33,6 +33,7 @@ EXPECTATIONS = CLAIMS_DIR / "expectations.toml"
 
 _SUBJECT = pytest.StashKey[object]()
 _SETTINGS = pytest.StashKey[Settings]()
+_TOKENS = pytest.StashKey[object]()  # the corpus, read and tokenized once at start-up (harness.prompts.Tokenized)
 _LOAD_ERROR = pytest.StashKey[str]()  # why the subject could not load, for the report's header
 
 
@@ -76,7 +77,8 @@ def _load(config: pytest.Config):
     try:
         subject = load_subject(settings.model, device=settings.device, dtype=settings.dtype, seed=settings.seed)
         subject.check_layer(settings.layer)
-        tokenize(subject, read_prompts(settings.prompts or DEFAULT_PROMPTS))  # empty or over-long prompts: say so now, once
+        # empty or over-long prompts: say so now, once; the fixtures reuse these tokens
+        config.stash[_TOKENS] = tokenize(subject, read_prompts(settings.prompts or DEFAULT_PROMPTS))
         expectations = _expectations_path(config)
         if not expectations.is_file() and not config.getoption("update_expectations"):
             raise InputError(
@@ -145,18 +147,22 @@ def subject(pytestconfig: pytest.Config):
 
 
 @pytest.fixture(scope="session")
-def prompts(settings: Settings) -> list[str]:
-    from harness.prompts import read_prompts
-
-    return read_prompts(settings.prompts or DEFAULT_PROMPTS)
+def tokens(pytestconfig: pytest.Config, subject):
+    """The corpus as read and tokenized at start-up (harness.prompts.Tokenized)."""
+    return pytestconfig.stash[_TOKENS]
 
 
 @pytest.fixture(scope="session")
-def clean_pass(subject, prompts: list[str], settings: Settings):
+def prompts(tokens) -> list[str]:
+    return list(tokens.texts)
+
+
+@pytest.fixture(scope="session")
+def clean_pass(subject, tokens, settings: Settings):
     """The clean forward over the corpus, run once per session and shared by every claim."""
     from harness.profile import CleanPass
 
-    return CleanPass(subject, prompts, settings.memory_budget_mb)
+    return CleanPass(subject, tokens, settings.memory_budget_mb)
 
 
 @pytest.fixture(scope="session")
@@ -214,12 +220,7 @@ def run_info(config: pytest.Config) -> dict[str, object]:
             "error": config.stash.get(_LOAD_ERROR, "the subject was not loaded"),
         }
     prompts_path = settings.prompts or DEFAULT_PROMPTS
-    try:
-        from harness.prompts import read_prompts
-
-        n_prompts: int | str = len(read_prompts(prompts_path))
-    except HarnessError:
-        n_prompts = "unreadable"
+    n_prompts: int | str = len(config.stash[_TOKENS].ids) if _TOKENS in config.stash else "not read"
     profile = hypothesis_settings()
     return {
         **about,
