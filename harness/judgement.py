@@ -146,6 +146,12 @@ class Verdict:
     margin_text: str  # what the margin measures, with the numbers
     reason: str  # one line: why this verdict
     evidence: dict[str, object] = field(default_factory=dict)  # JSON-ready numbers
+    # how sure the verdict is (issue 11): the number the rule compares, its threshold, a 95 % bootstrap
+    # interval of it over prompts, and whether that interval crosses the threshold. None: not measured.
+    statistic: float | None = None
+    threshold: float | None = None
+    ci95: tuple[float, float] | None = None
+    fragile: bool | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -155,6 +161,10 @@ class Verdict:
             "margin_text": self.margin_text,
             "reason": self.reason,
             "evidence": self.evidence,
+            "statistic": _finite(self.statistic),
+            "threshold": _finite(self.threshold),
+            "ci95": None if self.ci95 is None else [_finite(v) for v in self.ci95],
+            "fragile": self.fragile,
         }
 
 

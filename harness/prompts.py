@@ -67,7 +67,7 @@ def tokenize(subject: Subject, prompts: Sequence[str]) -> Tokenized:
     for index, text in enumerate(prompts):
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"prompt {index} ({text!r}) is empty or whitespace only: every prompt needs some text.")
-        encoded = subject.tokenizer(text)
+        encoded = subject.encode(text)
         row = tuple(int(t) for t in encoded["input_ids"])
         if len(row) > subject.max_length:
             raise InputError(

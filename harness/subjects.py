@@ -69,6 +69,13 @@ class Subject:
             raise InputError(f"layer {layer!r} is outside {self.name}'s blocks: give an integer from 0 to {self.n_blocks - 1}.")
         return layer
 
+    def encode(self, text: str) -> dict[str, list[int]]:
+        """Model inputs for one prompt, unpadded: input_ids (and e.g. token_type_ids), as the subject reads it.
+
+        The one place that turns text into ids: special tokens (BOS, [CLS]) follow the subject's rules.
+        """
+        return dict(self.tokenizer(text))
+
     def describe(self) -> dict[str, object]:
         """What makes a run on this subject repeatable, for headers and reports."""
         return {
