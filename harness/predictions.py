@@ -105,10 +105,6 @@ class CleanPredictions:
     vocab_chunk: int | None  # vocabulary ids per slice; None: the whole vocabulary at once
     dtype: torch.dtype  # compute dtype
 
-    @property
-    def n_prompts(self) -> int:
-        return self.logits.shape[0]
-
 
 @dataclass(frozen=True, eq=False)
 class PredictionSums:
@@ -162,7 +158,7 @@ def reduce_scaled(clean: CleanPredictions, scaled_logits: torch.Tensor) -> Predi
     """
     p, t, v = clean.logits.shape
     if scaled_logits.ndim == 3 and scaled_logits.shape[0] % p == 0:
-        scaled_logits = scaled_logits.view(-1, p, t, v)  # (F, P, T, V), a view: nothing copied
+        scaled_logits = scaled_logits.unflatten(0, (-1, p))  # (F, P, T, V), a view: nothing copied
     if scaled_logits.ndim != 4 or scaled_logits.shape[1:] != clean.logits.shape:
         raise InputError(
             f"scaled logits of shape {tuple(scaled_logits.shape)} do not match the clean chunk {(p, t, v)}: "
@@ -321,7 +317,7 @@ def _normalizer_and_top1(logits: torch.Tensor, vocab_chunk: int | None, dtype: t
         maxima.append(safe)
         sums.append(x.sub_(safe.unsqueeze(-1)).exp_().sum(dim=-1))
     m = torch.stack(maxima).amax(dim=0)  # (P, T)
-    total = sum(s * torch.exp(mi - m) for s, mi in zip(sums, maxima))
+    total = sum(s * torch.exp(mi - m) for s, mi in zip(sums, maxima, strict=True))
     return m + torch.log(total), top1
 
 

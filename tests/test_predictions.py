@@ -106,7 +106,7 @@ def from_padded_batch(batch, prompts) -> tuple[list[torch.Tensor], list[list[tor
 
 def logit_noise(a, b) -> float:
     """Largest |difference| between two sets of logits of the same prompts, clean and scaled."""
-    pairs = list(zip(a[0], b[0])) + [pair for fa, fb in zip(a[1], b[1]) for pair in zip(fa, fb)]
+    pairs = list(zip(a[0], b[0], strict=True)) + [pair for fa, fb in zip(a[1], b[1], strict=True) for pair in zip(fa, fb, strict=True)]
     return max(float((x - y).abs().max()) for x, y in pairs)
 
 
