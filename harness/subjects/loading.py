@@ -266,18 +266,42 @@ def _check_weights_match(name: str, spec: Architecture, model: nn.Module, info: 
         "load errors": [str(m) for m in info.get("error_msgs", ())],
     }
     problems = {kind: sorted(keys) for kind, keys in problems.items() if keys}
+    configured = len(_blocks(model, spec, name))
+    stored = _stored_blocks(directory, spec)  # read independently: HF's ignore lists hide some keys (GPT-2's "attn.bias" hides c_attn.bias)
+    if stored and stored != set(range(configured)):
+        problems = {f"blocks stored ({_ranges(stored)}; the config has {configured}: {_ranges(set(range(configured)))})": [], **problems}
     if not problems:
         return
     said = "; ".join(
         f"{len(keys)} {kind}: {', '.join(keys[:_SHOWN_KEYS])}{f' and {len(keys) - _SHOWN_KEYS} more' if len(keys) > _SHOWN_KEYS else ''}"
+        if keys else kind
         for kind, keys in problems.items()
     )
     raise SubjectLoadError(
         f"Cannot load model {name!r}: the weights in {directory} do not match its config.json "
-        f"({len(_blocks(model, spec, name))} blocks configured). {said}. "
+        f"({configured} blocks configured). {said}. "
         "Measuring it would use randomly initialised or silently dropped weights, so it is refused. "
         "Fix config.json (num_hidden_layers / n_layer and the sizes) to match the weights, or save the model again with save_pretrained."
     )
+
+
+def _stored_blocks(directory: Path, spec: Architecture) -> set[int]:
+    """Block indices that the safetensors files in `directory` hold weights for (key names only, from the headers)."""
+    from safetensors import safe_open
+
+    pattern = re.compile(rf"(?:^|\.){re.escape(spec.blocks)}\.(\d+)\.")
+    indices: set[int] = set()
+    for path in directory.glob("*.safetensors"):
+        with safe_open(str(path), "pt") as handle:
+            indices.update(int(m[1]) for key in handle.keys() if (m := pattern.search(key)))
+    return indices
+
+
+def _ranges(indices: set[int]) -> str:
+    ordered = sorted(indices)
+    if ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{len(ordered)} blocks, {ordered[0]} to {ordered[-1]}" if len(ordered) > 1 else f"block {ordered[0]}"
+    return f"blocks {', '.join(map(str, ordered))}"
 
 
 def _mismatch(entry: object) -> str:

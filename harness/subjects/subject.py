@@ -121,7 +121,7 @@ def first_token(tokenizer: object, spec: Architecture, model: str, policy: str) 
     plain = list(tokenizer(_PROBE, add_special_tokens=False)["input_ids"])
     special_ids = set(getattr(tokenizer, "all_special_ids", ()))
     added = with_special[0] if with_special and with_special[0] in special_ids and with_special[:1] != plain[:1] else None
-    label = "[CLS]-style token" if spec.kind == "encoder" else "BOS"
+    label = "CLS token" if spec.kind == "encoder" else "BOS"
     if added is not None:
         said = f"{label} {tokenizer.convert_ids_to_tokens(added)!r} (id {added})"
         if policy == "no":
