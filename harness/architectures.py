@@ -75,63 +75,79 @@ class Architecture:
         last = "final_norm" if has_final_norm else f"block.{n_blocks - 1}"
         if has_after:
             last = f"{self.after_final_norm}({last})"
-        return tuple(names[:-1] + [last])
+        return (*names[:-1], last)
 
 
-_DECODER_EMBED = "token embeddings + learned positions (block 0's input)"
-_ROTARY_EMBED = "token embeddings only; positions enter inside attention (rotary)"
+_LEARNED = "token embeddings + learned position embeddings"
+_ROTARY_EMBED = "token embeddings only (rotary positions act inside attention)"
+_SCALED = "token embeddings × sqrt(d_model): Gemma scales before block 0, so `embed` is after the scaling"
+_ENCODER = "token + position (+ segment) embeddings after the embedding LayerNorm"
 
-ARCHITECTURES: dict[str, Architecture] = {
-    row.model_type: row
-    for row in (
-        Architecture("gpt2", "GPT-2 (every size), DistilGPT-2", "decoder", "transformer", "h", "ln_f", True, "LayerNorm", False,
-                     "none", _DECODER_EMBED, tolerated=(_CAUSAL_MASK,)),
-        Architecture("gpt_neo", "GPT-Neo", "decoder", "transformer", "h", "ln_f", True, "LayerNorm", False,
-                     "none", _DECODER_EMBED, tolerated=(_CAUSAL_MASK,),
-                     quirks="alternating global and local (windowed) attention"),
-        Architecture("gpt_neox", "GPT-NeoX, Pythia", "decoder", "gpt_neox", "layers", "final_layer_norm", True, "LayerNorm",
-                     "use_parallel_residual", "none", _ROTARY_EMBED, tolerated=(_CAUSAL_MASK, _ROTARY),
-                     quirks="parallel residual (Pythia): x + attn(ln1(x)) + mlp(ln2(x))"),
-        Architecture("gptj", "GPT-J", "decoder", "transformer", "h", "ln_f", True, "LayerNorm", True,
-                     "none", _ROTARY_EMBED, tolerated=(_CAUSAL_MASK,),
-                     quirks="parallel residual with one shared ln_1: x + attn(ln_1(x)) + mlp(ln_1(x))"),
-        Architecture("opt", "OPT", "decoder", "model", "decoder.layers", "decoder.final_layer_norm", "do_layer_norm_before",
-                     "LayerNorm", False, "BOS </s>",
-                     "project_in(token embeddings) + learned positions, where project_in exists (OPT-350m)",
-                     after_final_norm="decoder.project_out",
-                     quirks="OPT-350m: post-LN, no final norm, project_in/project_out between a 512-wide embedding "
-                            "and 1024-wide blocks; the sites stay in the blocks' width, HF's last entry is project_out's"),
-        Architecture("llama", "Llama 2/3, TinyLlama, SmolLM", "decoder", "model", "layers", "norm", True, "RMSNorm", False,
-                     "BOS <s> / <|begin_of_text|>", _ROTARY_EMBED, tolerated=(_ROTARY,)),
-        Architecture("mistral", "Mistral", "decoder", "model", "layers", "norm", True, "RMSNorm", False,
-                     "BOS <s>", _ROTARY_EMBED, tolerated=(_ROTARY,), quirks="sliding-window attention on long prompts"),
-        Architecture("qwen2", "Qwen2, Qwen2.5", "decoder", "model", "layers", "norm", True, "RMSNorm", False,
-                     "none", _ROTARY_EMBED, tolerated=(_ROTARY,)),
-        Architecture("qwen3", "Qwen3", "decoder", "model", "layers", "norm", True, "RMSNorm", False,
-                     "none", _ROTARY_EMBED, tolerated=(_ROTARY,), quirks="RMSNorm on queries and keys inside attention"),
-        Architecture("gemma", "Gemma", "decoder", "model", "layers", "norm", True, "RMSNorm", False,
-                     "BOS <bos>", "token embeddings × sqrt(d_model): the scaling is applied before block 0",
-                     tolerated=(_ROTARY,), quirks="scaled embeddings; RMSNorm weights act as (1 + w)"),
-        Architecture("gemma2", "Gemma 2", "decoder", "model", "layers", "norm", True, "RMSNorm", False,
-                     "BOS <bos>", "token embeddings × sqrt(d_model): the scaling is applied before block 0",
-                     tolerated=(_ROTARY,),
-                     quirks="scaled embeddings; sandwich norms (a norm before and after attention and MLP); "
-                            "alternating local/global attention; logit soft-capping acts on the head only"),
-        Architecture("phi3", "Phi-3, Phi-3.5, Phi-4-mini", "decoder", "model", "layers", "norm", True, "RMSNorm", False,
-                     "none (Phi-3's tokenizer adds no BOS)", _ROTARY_EMBED, tolerated=(_ROTARY,),
-                     quirks="fused qkv and gate_up projections"),
-        Architecture("bert", "BERT, MiniLM (all-MiniLM-L6-v2)", "encoder", "bert", "encoder.layer", None, False, "LayerNorm", False,
-                     "CLS [CLS]", "token + position + segment embeddings after the embedding LayerNorm",
-                     tolerated=(_POOLER,), quirks="post-LN: every block ends in a LayerNorm, so there is no final norm"),
-        Architecture("roberta", "RoBERTa", "encoder", "roberta", "encoder.layer", None, False, "LayerNorm", False,
-                     "CLS <s>", "token + position embeddings after the embedding LayerNorm",
-                     positions_reserved=2, tolerated=(_POOLER,),
-                     quirks="post-LN; positions start after the padding index, so 2 of max_position_embeddings are unusable"),
-        Architecture("distilbert", "DistilBERT", "encoder", "distilbert", "transformer.layer", None, False, "LayerNorm", False,
-                     "CLS [CLS]", "token + position embeddings after the embedding LayerNorm (no segments)",
-                     quirks="post-LN; no token_type_ids"),
-    )
-}
+# One row per model_type. Keywords name every field; `bool | str` fields may name a config attribute.
+# fmt: off
+ARCHITECTURES: dict[str, Architecture] = {row.model_type: row for row in (
+    Architecture(model_type="gpt2", family="GPT-2 (every size), DistilGPT-2", kind="decoder", base_prefix="transformer",
+                 blocks="h", final_norm="ln_f", pre_norm=True, norm_kind="LayerNorm", parallel_residual=False,
+                 first_token="none", embed=_LEARNED, tolerated=(_CAUSAL_MASK,)),
+    Architecture(model_type="gpt_neo", family="GPT-Neo", kind="decoder", base_prefix="transformer",
+                 blocks="h", final_norm="ln_f", pre_norm=True, norm_kind="LayerNorm", parallel_residual=False,
+                 first_token="none", embed=_LEARNED, tolerated=(_CAUSAL_MASK,),
+                 quirks="alternating global and local (windowed) attention"),
+    Architecture(model_type="gpt_neox", family="GPT-NeoX, Pythia", kind="decoder", base_prefix="gpt_neox",
+                 blocks="layers", final_norm="final_layer_norm", pre_norm=True, norm_kind="LayerNorm",
+                 parallel_residual="use_parallel_residual", first_token="none", embed=_ROTARY_EMBED,
+                 tolerated=(_CAUSAL_MASK, _ROTARY), quirks="parallel residual (Pythia): x + attn(ln1(x)) + mlp(ln2(x))"),
+    Architecture(model_type="gptj", family="GPT-J", kind="decoder", base_prefix="transformer",
+                 blocks="h", final_norm="ln_f", pre_norm=True, norm_kind="LayerNorm", parallel_residual=True,
+                 first_token="none", embed=_ROTARY_EMBED, tolerated=(_CAUSAL_MASK,),
+                 quirks="parallel residual with one shared norm: x + attn(ln_1(x)) + mlp(ln_1(x))"),
+    Architecture(model_type="opt", family="OPT", kind="decoder", base_prefix="model",
+                 blocks="decoder.layers", final_norm="decoder.final_layer_norm", pre_norm="do_layer_norm_before",
+                 norm_kind="LayerNorm", parallel_residual=False, first_token="BOS </s>",
+                 embed=_LEARNED + "; OPT-350m: project_in(token embeddings) + positions",
+                 after_final_norm="decoder.project_out",
+                 quirks="OPT-350m is post-LN with no final norm, and projects between 512-wide embeddings and "
+                        "1024-wide blocks (project_in / project_out): the sites stay in the blocks' width"),
+    Architecture(model_type="llama", family="Llama 2/3, TinyLlama, SmolLM", kind="decoder", base_prefix="model",
+                 blocks="layers", final_norm="norm", pre_norm=True, norm_kind="RMSNorm", parallel_residual=False,
+                 first_token="BOS <s> / <|begin_of_text|>", embed=_ROTARY_EMBED, tolerated=(_ROTARY,)),
+    Architecture(model_type="mistral", family="Mistral", kind="decoder", base_prefix="model",
+                 blocks="layers", final_norm="norm", pre_norm=True, norm_kind="RMSNorm", parallel_residual=False,
+                 first_token="BOS <s>", embed=_ROTARY_EMBED, tolerated=(_ROTARY,),
+                 quirks="sliding-window attention on long prompts"),
+    Architecture(model_type="qwen2", family="Qwen2, Qwen2.5", kind="decoder", base_prefix="model",
+                 blocks="layers", final_norm="norm", pre_norm=True, norm_kind="RMSNorm", parallel_residual=False,
+                 first_token="none", embed=_ROTARY_EMBED, tolerated=(_ROTARY,)),
+    Architecture(model_type="qwen3", family="Qwen3", kind="decoder", base_prefix="model",
+                 blocks="layers", final_norm="norm", pre_norm=True, norm_kind="RMSNorm", parallel_residual=False,
+                 first_token="none", embed=_ROTARY_EMBED, tolerated=(_ROTARY,),
+                 quirks="RMSNorm on queries and keys inside attention"),
+    Architecture(model_type="gemma", family="Gemma", kind="decoder", base_prefix="model",
+                 blocks="layers", final_norm="norm", pre_norm=True, norm_kind="RMSNorm", parallel_residual=False,
+                 first_token="BOS <bos>", embed=_SCALED, tolerated=(_ROTARY,),
+                 quirks="scaled embeddings; RMSNorm weights act as (1 + w)"),
+    Architecture(model_type="gemma2", family="Gemma 2", kind="decoder", base_prefix="model",
+                 blocks="layers", final_norm="norm", pre_norm=True, norm_kind="RMSNorm", parallel_residual=False,
+                 first_token="BOS <bos>", embed=_SCALED, tolerated=(_ROTARY,),
+                 quirks="scaled embeddings; sandwich norms (before and after attention and MLP); alternating "
+                        "local/global attention; logit soft-capping acts on the LM head only"),
+    Architecture(model_type="phi3", family="Phi-3, Phi-3.5, Phi-4-mini", kind="decoder", base_prefix="model",
+                 blocks="layers", final_norm="norm", pre_norm=True, norm_kind="RMSNorm", parallel_residual=False,
+                 first_token="none", embed=_ROTARY_EMBED, tolerated=(_ROTARY,),
+                 quirks="fused qkv and gate_up projections"),
+    Architecture(model_type="bert", family="BERT, MiniLM (all-MiniLM-L6-v2)", kind="encoder", base_prefix="bert",
+                 blocks="encoder.layer", final_norm=None, pre_norm=False, norm_kind="LayerNorm", parallel_residual=False,
+                 first_token="CLS [CLS]", embed=_ENCODER, tolerated=(_POOLER,),
+                 quirks="post-LN: every block ends in a LayerNorm, so there is no final norm"),
+    Architecture(model_type="roberta", family="RoBERTa", kind="encoder", base_prefix="roberta",
+                 blocks="encoder.layer", final_norm=None, pre_norm=False, norm_kind="LayerNorm", parallel_residual=False,
+                 first_token="CLS <s>", embed=_ENCODER, positions_reserved=2, tolerated=(_POOLER,),
+                 quirks="post-LN; positions start after the padding index, so 2 of max_position_embeddings are unusable"),
+    Architecture(model_type="distilbert", family="DistilBERT", kind="encoder", base_prefix="distilbert",
+                 blocks="transformer.layer", final_norm=None, pre_norm=False, norm_kind="LayerNorm", parallel_residual=False,
+                 first_token="CLS [CLS]", embed=_ENCODER, quirks="post-LN; no segment embeddings (token_type_ids)"),
+)}
+# fmt: on
 
 
 def architecture_for(model_type: object, model: str, where: str = "config.json") -> Architecture:

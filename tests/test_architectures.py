@@ -32,10 +32,34 @@ _IDS = {"vocab_size": 64, "max_position_embeddings": 64, "pad_token_id": 1, "bos
 # case -> (model_type, config kwargs). Small enough that the whole file runs in seconds.
 TINY: dict[str, tuple[str, dict[str, object]]] = {
     "gpt2": ("gpt2", {"n_layer": 3, "n_embd": 32, "n_head": 2, "n_positions": 64, "vocab_size": 64, "bos_token_id": 2, "eos_token_id": 3}),
-    "gpt_neo": ("gpt_neo", {"num_layers": 3, "hidden_size": 32, "num_heads": 2, "attention_types": [[["global", "local"], 1], [["global"], 1]],
-                            "window_size": 4, "max_position_embeddings": 64, "vocab_size": 64, "bos_token_id": 2, "eos_token_id": 3}),
+    "gpt_neo": (
+        "gpt_neo",
+        {
+            "num_layers": 3,
+            "hidden_size": 32,
+            "num_heads": 2,
+            "attention_types": [[["global", "local"], 1], [["global"], 1]],
+            "window_size": 4,
+            "max_position_embeddings": 64,
+            "vocab_size": 64,
+            "bos_token_id": 2,
+            "eos_token_id": 3,
+        },
+    ),
     "gpt_neox": ("gpt_neox", {**_DIMS, **_IDS, "use_parallel_residual": True}),
-    "gptj": ("gptj", {"n_layer": 3, "n_embd": 32, "n_head": 2, "rotary_dim": 8, "n_positions": 64, "vocab_size": 64, "bos_token_id": 2, "eos_token_id": 3}),
+    "gptj": (
+        "gptj",
+        {
+            "n_layer": 3,
+            "n_embd": 32,
+            "n_head": 2,
+            "rotary_dim": 8,
+            "n_positions": 64,
+            "vocab_size": 64,
+            "bos_token_id": 2,
+            "eos_token_id": 3,
+        },
+    ),
     "opt": ("opt", {**_DIMS, **_IDS, "ffn_dim": 64}),
     "opt-350m-like": ("opt", {**_DIMS, **_IDS, "ffn_dim": 64, "word_embed_proj_dim": 16, "do_layer_norm_before": False}),
     "llama": ("llama", {**_ROTARY, **_IDS}),

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_architectures import PROMPTS, save_tiny, tiny_tokenizer
 
 from harness import InputError, SubjectLoadError, load_subject
 from harness.architectures import ARCHITECTURES
-from harness.subjects import _minilm_directory, resolve_device, resolve_dtype
-from test_architectures import PROMPTS, save_tiny, tiny_tokenizer
+from harness.subjects import resolve_device, resolve_dtype
 
 
 @pytest.fixture(scope="module")
@@ -62,15 +62,27 @@ def _edit_config(directory: Path, **changes) -> None:
 
 def test_config_with_more_blocks_than_the_weights_is_refused(checkpoint):
     _edit_config(checkpoint, n_layer=4)  # the weights hold blocks 0-2
-    message = _refused(checkpoint, "do not match its config.json", "(4 blocks configured)", "blocks stored (3 blocks, 0 to 2; the config has 4",
-                       "12 missing from the weights", "h.3.attn.c_attn.weight")
+    message = _refused(
+        checkpoint,
+        "do not match its config.json",
+        "(4 blocks configured)",
+        "blocks stored (3 blocks, 0 to 2; the config has 4",
+        "12 missing from the weights",
+        "h.3.attn.c_attn.weight",
+    )
     assert "h.2." not in message  # only block 3's keys are missing
 
 
 def test_config_with_fewer_blocks_than_the_weights_is_refused(checkpoint):
     _edit_config(checkpoint, n_layer=2)  # block 2's weights would be dropped silently
-    _refused(checkpoint, "(2 blocks configured)", "blocks stored (3 blocks, 0 to 2; the config has 2: 2 blocks, 0 to 1)",
-             "in the weights but not in the model", "h.2.ln_1.weight", "and 5 more")  # 11 keys: HF hides c_attn.bias
+    _refused(
+        checkpoint,
+        "(2 blocks configured)",
+        "blocks stored (3 blocks, 0 to 2; the config has 2: 2 blocks, 0 to 1)",
+        "in the weights but not in the model",
+        "h.2.ln_1.weight",
+        "and 5 more",
+    )  # 11 keys: HF hides c_attn.bias
 
 
 def test_weights_of_the_wrong_shape_are_refused(checkpoint):
@@ -82,8 +94,19 @@ def test_head_weights_and_rebuilt_buffers_are_tolerated(tmp_path):
     """Real checkpoints carry an LM head (untied in Llama, cls.* in BERT's MLM) and no pooler: these load."""
     from transformers import BertConfig, BertForMaskedLM, LlamaConfig, LlamaForCausalLM
 
-    llama = LlamaForCausalLM(LlamaConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64,
-                                         vocab_size=64, tie_word_embeddings=False, pad_token_id=1, bos_token_id=2, eos_token_id=3))
+    llama = LlamaForCausalLM(
+        LlamaConfig(
+            num_hidden_layers=2,
+            hidden_size=32,
+            num_attention_heads=2,
+            intermediate_size=64,
+            vocab_size=64,
+            tie_word_embeddings=False,
+            pad_token_id=1,
+            bos_token_id=2,
+            eos_token_id=3,
+        )
+    )
     bert = BertForMaskedLM(BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64, vocab_size=64))
     for name, model, style in (("llama", llama, "bos"), ("bert", bert, "cls")):
         model.save_pretrained(tmp_path / name)
@@ -102,7 +125,12 @@ def test_head_weights_and_rebuilt_buffers_are_tolerated(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "said"),
-    [("{not json", "is not valid JSON"), ("", "is empty"), ('{"n_layer": 3}', 'has no "model_type" key'), ("[1, 2]", 'has no "model_type" key')],
+    [
+        ("{not json", "is not valid JSON"),
+        ("", "is empty"),
+        ('{"n_layer": 3}', 'has no "model_type" key'),
+        ("[1, 2]", 'has no "model_type" key'),
+    ],
 )
 def test_broken_config_names_the_file(checkpoint, content, said):
     (checkpoint / "config.json").write_text(content)
@@ -135,7 +163,11 @@ def test_cli_gives_one_line_and_exit_2(checkpoint):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
         [sys.executable, "-m", "harness", "profile", "--model", str(checkpoint), "--device", "cpu", "--prompt", PROMPTS[0]],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert run.stderr.startswith("error: Cannot load model") and "model.safetensors (0 bytes" in run.stderr
@@ -188,8 +220,17 @@ def test_integer_like_layers_are_accepted(tiny, layer):
     assert tiny.check_layer(layer) == int(layer) and type(tiny.check_layer(layer)) is int
 
 
-@pytest.mark.parametrize(("layer", "said"), [(2.0, "must be an integer"), ("2", "must be an integer"), (True, "must be an integer, not a bool"),
-                                             (3, "is outside"), (-1, "is outside"), (np.float64(1.0), "must be an integer")])
+@pytest.mark.parametrize(
+    ("layer", "said"),
+    [
+        (2.0, "must be an integer"),
+        ("2", "must be an integer"),
+        (True, "must be an integer, not a bool"),
+        (3, "is outside"),
+        (-1, "is outside"),
+        (np.float64(1.0), "must be an integer"),
+    ],
+)
 def test_bad_layers_say_what_is_wrong(tiny, layer, said):
     with pytest.raises(InputError, match=rf"layer .* {said}.*give an integer from 0 to 2"):
         tiny.check_layer(layer)

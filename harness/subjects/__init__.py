@@ -18,7 +18,8 @@ Modules: `subject` (the Subject and its first-token rule), `devices` (device and
 """
 
 from harness.subjects.devices import DTYPE_CHOICES, resolve_device, resolve_dtype
-from harness.subjects.loading import DEFAULT_SUBJECT, OFFLINE_SUBJECTS, _minilm_directory, load_subject, offline_tokenizer
+from harness.subjects.loading import DEFAULT_SUBJECT, OFFLINE_SUBJECTS, load_subject, offline_tokenizer
+from harness.subjects.loading import _minilm_directory as _minilm_directory  # the packaged checkpoint, for tests and tools
 from harness.subjects.subject import PREPEND_BOS, FirstToken, Subject
 
 __all__ = [

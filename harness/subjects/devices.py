@@ -1,7 +1,7 @@
 """Device and dtype as the user wrote them, checked before anything is loaded.
 
-    resolve_device("cuda:1")                      # torch.device("cuda", 1), or an InputError naming the value
-    resolve_dtype("auto", checkpoint=torch.bfloat16)  # the checkpoint's own dtype
+resolve_device("cuda:1")                      # torch.device("cuda", 1), or an InputError naming the value
+resolve_dtype("auto", checkpoint=torch.bfloat16)  # the checkpoint's own dtype
 """
 
 from __future__ import annotations

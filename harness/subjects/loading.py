@@ -164,7 +164,9 @@ def _load_pretrained(
         try:
             config = AutoConfig.from_pretrained(location, **hub)
         except (ValueError, TypeError, KeyError) as exc:
-            raise SubjectLoadError(f"Cannot load model {name!r}: {config_file} is not a valid {spec.model_type} config ({_first_line(exc)}).") from exc
+            raise SubjectLoadError(
+                f"Cannot load model {name!r}: {config_file} is not a valid {spec.model_type} config ({_first_line(exc)})."
+            ) from exc
         dtype = resolve_dtype(options.dtype, _checkpoint_dtype(config))
         try:
             model, info = AutoModel.from_pretrained(
@@ -209,10 +211,12 @@ def _read_config(path: Path, name: str) -> dict[str, Any]:
         config = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         problem = "is empty" if not path.stat().st_size else f"is not valid JSON ({exc})"
-        raise SubjectLoadError(f"Cannot load model {name!r}: its config {path} {problem}. Re-save it with model.config.save_pretrained(dir).") from exc
+        raise SubjectLoadError(
+            f"Cannot load model {name!r}: its config {path} {problem}. Re-save it with model.config.save_pretrained(dir)."
+        ) from exc
     if not isinstance(config, dict) or "model_type" not in config:
         raise SubjectLoadError(
-            f"Cannot load model {name!r}: its config {path} has no \"model_type\" key, so its architecture is unknown. "
+            f'Cannot load model {name!r}: its config {path} has no "model_type" key, so its architecture is unknown. '
             f"Add it (one of {', '.join(sorted(ARCHITECTURES))}) or re-save the config with save_pretrained."
         )
     return config
@@ -234,7 +238,7 @@ def _unreadable_weights(name: str, directory: Path, exc: BaseException) -> str:
         try:
             with safe_open(str(path), "pt") as handle:
                 handle.keys()
-        except Exception as error:  # noqa: BLE001 - any failure to open is what we report
+        except Exception as error:  # any failure to open is what we report
             size = path.stat().st_size
             bad.append(f"{path} ({size} bytes: {_first_line(error)})")
     where = "; ".join(bad) if bad else f"the weights in {directory} ({type(exc).__name__}: {_first_line(exc)})"
@@ -274,7 +278,8 @@ def _check_weights_match(name: str, spec: Architecture, model: nn.Module, info: 
         return
     said = "; ".join(
         f"{len(keys)} {kind}: {', '.join(keys[:_SHOWN_KEYS])}{f' and {len(keys) - _SHOWN_KEYS} more' if len(keys) > _SHOWN_KEYS else ''}"
-        if keys else kind
+        if keys
+        else kind
         for kind, keys in problems.items()
     )
     raise SubjectLoadError(
@@ -388,8 +393,20 @@ def _assemble(
     blocks = _blocks(model, spec, name)
     final_norm = _module(model, spec.final_norm) if spec.final_norm else None  # OPT-350m: the attribute is None
     first = first_token(tokenizer, spec, name, options.prepend_bos)
-    return Subject(name, model, tokenizer, blocks, final_norm, spec, revision, source, _context_length(model, spec, tokenizer),
-                   options.device, dtype, first)
+    return Subject(
+        name,
+        model,
+        tokenizer,
+        blocks,
+        final_norm,
+        spec,
+        revision,
+        source,
+        _context_length(model, spec, tokenizer),
+        options.device,
+        dtype,
+        first,
+    )
 
 
 def _blocks(model: nn.Module, spec: Architecture, name: str) -> nn.ModuleList:

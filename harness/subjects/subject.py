@@ -1,8 +1,8 @@
 """The Subject: a loaded model, its tokenizer, its named sites and the rule for its first token.
 
-    subject.sites                  # ("embed", "block.0", ..., "final_norm")
-    subject.encode("The cat sat")  # {"input_ids": [...], "attention_mask": [...]}: the one text-to-ids path
-    subject.first.describe         # "BOS '<s>' (id 1), added by the tokenizer"
+subject.sites                  # ("embed", "block.0", ..., "final_norm")
+subject.encode("The cat sat")  # {"input_ids": [...], "attention_mask": [...]}: the one text-to-ids path
+subject.first.describe         # "BOS '<s>' (id 1), added by the tokenizer"
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class Subject:
             encoded = {k: v[1:] for k, v in encoded.items()}
         elif first.start is not None and ids[:1] != [first.start]:
             # the new token joins the segment of the old first one: mask 1, same token type
-            encoded = {k: [first.start if k == "input_ids" else (v[0] if v else 1)] + v for k, v in encoded.items()}
+            encoded = {k: [first.start if k == "input_ids" else (v[0] if v else 1), *v] for k, v in encoded.items()}
         return encoded
 
     def describe(self) -> dict[str, object]:
