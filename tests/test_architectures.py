@@ -96,11 +96,12 @@ def tiny_tokenizer(style: str) -> object:
     return PreTrainedTokenizerFast(tokenizer_object=core, **specials)
 
 
-def save_tiny(case: str, directory: Path, seed: int = 0) -> Path:
-    """Build TINY[case] from its config class, save model + tokenizer as a checkpoint directory."""
+def save_tiny(case: str, directory: Path, seed: int = 0, **changes: object) -> Path:
+    """Build TINY[case] (with `changes` to its config) from its config class, save model + tokenizer as a checkpoint directory."""
     from transformers import AutoConfig, AutoModel
 
     model_type, kwargs = TINY[case]
+    kwargs = {**kwargs, **changes}
     spec = ARCHITECTURES[model_type]
     torch.manual_seed(seed)
     model = AutoModel.from_config(AutoConfig.for_model(model_type, **kwargs))

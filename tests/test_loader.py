@@ -60,34 +60,55 @@ def _edit_config(directory: Path, **changes) -> None:
 # Row 1: config and weights disagree -> a load error that names the keys
 
 
-def test_config_with_more_blocks_than_the_weights_is_refused(checkpoint):
-    _edit_config(checkpoint, n_layer=4)  # the weights hold blocks 0-2
+@pytest.fixture(scope="module")
+def twelve_blocks(tmp_path_factory) -> Path:
+    """GPT-2's depth (12 blocks) at width 32: one block more or less is within 10% of the weights, as on GPT-2 small."""
+    return save_tiny("gpt2", tmp_path_factory.mktemp("twelve"), n_layer=12)
+
+
+def test_config_with_more_blocks_than_the_weights_is_refused(twelve_blocks, tmp_path):
+    checkpoint = Path(shutil.copytree(twelve_blocks, tmp_path / "ckpt"))
+    _edit_config(checkpoint, n_layer=13)  # block 12 would be randomly initialised and measured
     message = _refused(
         checkpoint,
         "do not match its config.json",
-        "(4 blocks configured)",
-        "blocks stored (3 blocks, 0 to 2; the config has 4",
+        "(13 blocks configured)",
+        "blocks stored (12 blocks, 0 to 11; the config has 13: 13 blocks, 0 to 12)",
         "12 missing from the weights",
-        "h.3.attn.c_attn.weight",
+        "h.12.attn.c_attn.weight",
     )
-    assert "h.2." not in message  # only block 3's keys are missing
+    assert "h.11." not in message  # only block 12's keys are missing
 
 
-def test_config_with_fewer_blocks_than_the_weights_is_refused(checkpoint):
-    _edit_config(checkpoint, n_layer=2)  # block 2's weights would be dropped silently
+def test_config_with_fewer_blocks_than_the_weights_is_refused(twelve_blocks, tmp_path):
+    checkpoint = Path(shutil.copytree(twelve_blocks, tmp_path / "ckpt"))
+    _edit_config(checkpoint, n_layer=6)  # blocks 6-11 would be dropped silently
     _refused(
         checkpoint,
-        "(2 blocks configured)",
-        "blocks stored (3 blocks, 0 to 2; the config has 2: 2 blocks, 0 to 1)",
-        "in the weights but not in the model",
-        "h.2.ln_1.weight",
-        "and 5 more",
-    )  # 11 keys: HF hides c_attn.bias
+        "(6 blocks configured)",
+        "blocks stored (12 blocks, 0 to 11; the config has 6: 6 blocks, 0 to 5)",
+        "66 in the weights but not in the model",  # 6 blocks x 11 keys: HF's own ignore list hides c_attn.bias
+        "h.10.attn.c_attn.weight",
+        "and 60 more",
+    )
 
 
 def test_weights_of_the_wrong_shape_are_refused(checkpoint):
     _edit_config(checkpoint, vocab_size=80)  # wte is (64, 32) in the weights
     _refused(checkpoint, "of the wrong shape", "wte.weight (weights (64, 32), config (80, 32))")
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"model_type": "llama"}, "describes a llama model of 6,476,533,760 parameters and 32 blocks"),  # Llama's defaults: 7B
+        ({"n_layer": 30}, "describes a gpt2 model of 385,280 parameters and 30 blocks"),
+        ({"n_head": 5}, "describes a model that cannot be built (ValueError"),
+    ],
+)
+def test_a_config_far_from_its_weights_is_refused_before_anything_is_allocated(checkpoint, changes, said):
+    _edit_config(checkpoint, **changes)  # would build (and randomly initialise) the whole described model
+    _refused(checkpoint, said, "42,272 values" if "parameters" in said else "config.json")
 
 
 def test_head_weights_and_rebuilt_buffers_are_tolerated(tmp_path):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import re
 import socket
 from collections.abc import Iterator
@@ -163,11 +164,14 @@ def _load_pretrained(
     with _quiet_transformers():
         try:
             config = AutoConfig.from_pretrained(location, **hub)
-        except (ValueError, TypeError, KeyError) as exc:
+        except OSError:
+            raise
+        except Exception as exc:  # a value of the wrong type or range (transformers validates some fields strictly)
             raise SubjectLoadError(
                 f"Cannot load model {name!r}: {config_file} is not a valid {spec.model_type} config ({_first_line(exc)})."
             ) from exc
         dtype = resolve_dtype(options.dtype, _checkpoint_dtype(config))
+        _check_size(name, spec, config, directory)
         try:
             model, info = AutoModel.from_pretrained(
                 location, **hub, use_safetensors=True, dtype=dtype, output_loading_info=True, ignore_mismatched_sizes=True
@@ -241,11 +245,55 @@ def _unreadable_weights(name: str, directory: Path, exc: BaseException) -> str:
         except Exception as error:  # any failure to open is what we report
             size = path.stat().st_size
             bad.append(f"{path} ({size} bytes: {_first_line(error)})")
-    where = "; ".join(bad) if bad else f"the weights in {directory} ({type(exc).__name__}: {_first_line(exc)})"
+    if not bad:  # every file opens: the config's values cannot build this model from these weights
+        return (
+            f"Cannot load model {name!r}: the model described by {directory / 'config.json'} cannot be built from the "
+            f"weights in {directory} ({type(exc).__name__}: {_first_line(exc)}). Check config.json's values, or save the model again."
+        )
     return (
-        f"Cannot load model {name!r}: cannot read {where}. The file is empty, truncated or not a safetensors file: "
+        f"Cannot load model {name!r}: cannot read {'; '.join(bad)}. The file is empty, truncated or not a safetensors file: "
         "download or save it again (model.save_pretrained(dir, safe_serialization=True))."
     )
+
+
+def _check_size(name: str, spec: Architecture, config: object, directory: Path) -> None:
+    """Refuse, before anything is allocated, a config that describes a model far larger than its weights.
+
+    A config.json with the wrong model_type or sizes (a 7B Llama's defaults over a small GPT-2's
+    weights) would otherwise build and randomly initialise the whole model before the key check.
+    The model is built on the meta device (no memory) and its parameter count compared with the
+    values stored in the safetensors headers; a 10% margin covers parts a checkpoint may lack
+    (BERT's pooler in masked-LM checkpoints). Finer disagreements are found by the key check.
+    """
+    from safetensors import safe_open
+    from transformers import AutoModel
+
+    stored = 0
+    for path in directory.glob("*.safetensors"):
+        try:
+            with safe_open(str(path), "pt") as handle:
+                stored += sum(math.prod(handle.get_slice(key).get_shape()) for key in handle.keys())
+        except Exception:  # an unreadable file is named by the weights stage
+            return
+    if not stored:
+        return
+    try:
+        with torch.device("meta"):
+            needed = sum(p.numel() for p in AutoModel.from_config(config).parameters())
+    except Exception as exc:  # the config's values cannot build a model at all
+        raise SubjectLoadError(
+            f"Cannot load model {name!r}: {directory / 'config.json'} describes a model that cannot be built "
+            f"({type(exc).__name__}: {_first_line(exc)}). Check config.json's values, or save the model again."
+        ) from exc
+    if needed > 1.1 * stored:
+        blocks = _stored_blocks(directory, spec)
+        held = _ranges(blocks) if blocks else f"no blocks under {spec.blocks!r}"
+        raise SubjectLoadError(
+            f"Cannot load model {name!r}: {directory / 'config.json'} describes a {spec.model_type} model of {needed:,} parameters "
+            f"and {getattr(config, 'num_hidden_layers', '?')} blocks, but the weights in {directory} hold {stored:,} values ({held}). "
+            "The config does not belong to these weights (model_type, sizes or number of blocks); it is refused before "
+            "anything is allocated. Fix config.json or save the model again."
+        )
 
 
 def _check_weights_match(name: str, spec: Architecture, model: nn.Module, info: dict[str, Any], directory: Path) -> None:
