@@ -20,6 +20,7 @@ import math
 import re
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -63,11 +64,13 @@ def load_subject(
     return _from_hub(name_or_path, options)
 
 
+@dataclass(frozen=True)
 class _Options:
-    """What the caller asked for, carried through the loaders."""
+    """What the caller asked for, checked, carried through the loaders."""
 
-    def __init__(self, device: torch.device, dtype: str, prepend_bos: str) -> None:
-        self.device, self.dtype, self.prepend_bos = device, dtype, prepend_bos
+    device: torch.device
+    dtype: str  # a DTYPE_CHOICES name; "auto" is resolved once the checkpoint's config is read
+    prepend_bos: str  # a PREPEND_BOS value
 
 
 # ---------------------------------------------------------------------------------------------
