@@ -8,7 +8,7 @@ A resampled corpus draws P prompts from the P measured ones with replacement, so
 w_p times (w: multinomial counts summing to P). Δ over a corpus is a Frobenius norm over its
 prompts' tokens, so the resampled aggregate of every per-prompt part x (S, P) is
 
-    x_agg[b, s] = sqrt(Σ_p w[b, p] · x[s, p]²)       one (B, P) @ (P, S) product for all resamples,
+    x_agg[b, s] = sqrt(Σ_p w[b, p] · x[s, p]²)       one (B, P) × (P, S) contraction for all resamples,
 
 which is exactly the aggregate of the corpus with prompt p written w_p times. `statistic` receives
 these aggregates, one (B, S) array per part, and returns (B,) values.
@@ -87,7 +87,9 @@ def frobenius_aggregate(part: np.ndarray, counts: np.ndarray) -> np.ndarray:
     part: (S, P) per-prompt norms (Δ or ‖H_clean‖ over each prompt's tokens); counts: (B, P).
     """
     part = np.asarray(part, dtype=np.float64)
-    return np.sqrt(counts.astype(np.float64) @ np.square(part).T)
+    # einsum without `optimize` sums in its own loops, not BLAS: one summation order whatever the
+    # thread count or CPU kernel, so one seed gives a bit-identical interval on every run.
+    return np.sqrt(np.einsum("bp,sp->bs", counts.astype(np.float64), np.square(part)))
 
 
 def prompt_bootstrap(
@@ -118,11 +120,27 @@ def prompt_bootstrap(
 
 
 def percentile_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """The (1 − confidence)/2 and (1 + confidence)/2 quantiles of `values`, NaNs left out."""
-    kept = np.asarray(values, dtype=np.float64)
+    """The (1 − confidence)/2 and (1 + confidence)/2 quantiles of `values`, NaNs left out.
+
+    Linear interpolation between order statistics (numpy's and scipy's default), written out so that
+    an infinite neighbour gives ±inf where numpy's interpolation gives NaN (inf − inf).
+    """
+    kept = np.sort(np.asarray(values, dtype=np.float64).ravel())
     kept = kept[~np.isnan(kept)]
     if kept.size == 0:
         return float("nan"), float("nan")
     alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(kept, [alpha, 1.0 - alpha])
-    return float(low), float(high)
+    return _quantile(kept, alpha), _quantile(kept, 1.0 - alpha)
+
+
+def _quantile(ordered: np.ndarray, q: float) -> float:
+    """Quantile q of sorted, NaN-free values by linear interpolation (numpy's method="linear")."""
+    h = (ordered.size - 1) * q
+    below = int(np.floor(h))
+    above = min(below + 1, ordered.size - 1)
+    a, b, t = float(ordered[below]), float(ordered[above]), h - below
+    if t == 0 or a == b or np.isinf(a):
+        return a
+    if np.isinf(b):
+        return b
+    return a + (b - a) * t

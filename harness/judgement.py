@@ -454,10 +454,10 @@ def first_token_curve(prof: Profile, ratio: float = FIRST_TOKEN_RATIO, points: i
 
 
 def predicted_first_token_ratio(r: float, lengths: np.ndarray | Sequence[int]) -> np.ndarray:
-    """sqrt(1 + r²/(T − 1)) for each prompt length T ≥ 2: C5's ratio at the scaled block (first_token_curve)."""
+    """sqrt(1 + r²/(T − 1)) for each prompt length T > 1: C5's ratio at the scaled block (first_token_curve)."""
     t = np.asarray(lengths, dtype=np.float64)
-    if np.any(t < 2):
-        raise ValueError(f"prompt lengths {t[t < 2].tolist()} are below 2: the ratio needs a token besides the first.")
+    if np.any(t <= 1):
+        raise ValueError(f"prompt lengths {t[t <= 1].tolist()} are not above 1: the ratio needs a token besides the first.")
     return np.sqrt(1.0 + r * r / (t - 1.0))
 
 
