@@ -5,6 +5,9 @@
     verdict.verdict      # "holds" or "refuted"
     verdict.margin       # > 0: held with that much room; < 0: refuted by that much (units in margin_text)
     verdict.evidence     # the numbers the verdict rests on, JSON-ready
+    verdict.statistic, verdict.threshold   # the number the rule compares, and what it is compared to
+    verdict.ci95         # 95 % percentile bootstrap interval of the statistic over prompts (seed=...)
+    verdict.fragile      # True when that interval contains the threshold; None without per-prompt data
 
 Thresholds, and why (also in README, "How the claims are judged"):
 
