@@ -384,9 +384,9 @@ def judge_c0(profiles: dict[int, Profile], factor_index: int = 0, dtype: str = "
 
     def sides(*parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(largest relative Δ before, smallest at or after) over layers; parts = Δ, ‖H‖ per layer, each (..., S)."""
-        rels = [_ratio(d, c) for d, c in zip(parts[0::2], parts[1::2])]
-        before = np.max([r[..., :at].max(axis=-1) if at else np.zeros(r.shape[:-1]) for r, at in zip(rels, ats)], axis=0)
-        after = np.min([r[..., at:].min(axis=-1) for r, at in zip(rels, ats)], axis=0)
+        rels = [_ratio(d, c) for d, c in zip(parts[0::2], parts[1::2], strict=True)]
+        before = np.max([r[..., :at].max(axis=-1) if at else np.zeros(r.shape[:-1]) for r, at in zip(rels, ats, strict=True)], axis=0)
+        after = np.min([r[..., at:].min(axis=-1) for r, at in zip(rels, ats, strict=True)], axis=0)
         return before, after
 
     aggregate = [x for layer in layers for x in (profiles[layer].delta[factor_index], profiles[layer].clean_norm)]

@@ -3,15 +3,23 @@ refuted where it is not, with margins that say by how much."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
+from harness import judgement
 from harness.expectations import Expectation, load_expectations, summarize, write_expectations
 from harness.judgement import (
+    DROP_MIN,
     FIRST_TOKEN_RATIO,
+    GROWTH_STEP,
     HOLDS,
+    JUMP_RELATIVE,
     PROMPT_SHARE,
     REFUTED,
+    SLIGHT_DROP_MAX,
+    ZERO_RELATIVE,
     final_readings,
     judge_c0,
     judge_c1,
@@ -19,6 +27,8 @@ from harness.judgement import (
     judge_c3,
     judge_c4,
     judge_c5,
+    predicted_crossing_length,
+    predicted_first_token_ratio,
 )
 from harness.profile import Profile
 
@@ -148,19 +158,6 @@ def test_summarize_holds_only_when_every_item_held():
 # ---------------------------------------------------------------------------------------------
 # How sure each verdict is (issue 11): statistic, threshold, 95 % prompt-bootstrap interval, fragility.
 
-import json  # noqa: E402
-
-from harness import judgement  # noqa: E402
-from harness.judgement import (  # noqa: E402
-    DROP_MIN,
-    GROWTH_STEP,
-    JUMP_RELATIVE,
-    SLIGHT_DROP_MAX,
-    ZERO_RELATIVE,
-    predicted_crossing_length,
-    predicted_first_token_ratio,
-)
-
 
 def corpus(per, *, per_all=None, per_clean=None, lengths=None, layer=2, first=None, other=None) -> Profile:
     """A profile whose aggregates are the Frobenius norms of its per-prompt (S, P) values, as profile() makes them."""
@@ -251,7 +248,7 @@ def test_c4_reports_the_bound_at_risk(monkeypatch):
     prof = noisy()
     verdict = judge_c4(prof)
     assert verdict.evidence["threshold_bounds"] == [DROP_MIN, SLIGHT_DROP_MAX] and verdict.fragile is False
-    low, high = verdict.ci95
+    _, high = verdict.ci95
     monkeypatch.setattr(judgement, "SLIGHT_DROP_MAX", (verdict.statistic + high) / 2)  # the upper bound moves inside
     moved = judge_c4(prof)
     assert moved.fragile is True and moved.threshold == (verdict.statistic + high) / 2 and moved.verdict == REFUTED
