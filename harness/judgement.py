@@ -5,6 +5,9 @@
     verdict.verdict      # "holds" or "refuted"
     verdict.margin       # > 0: held with that much room; < 0: refuted by that much (units in margin_text)
     verdict.evidence     # the numbers the verdict rests on, JSON-ready
+    verdict.statistic, verdict.threshold   # the number the rule compares, and what it is compared to
+    verdict.ci95         # 95 % percentile bootstrap interval of the statistic over prompts (seed=...)
+    verdict.fragile      # True when that interval contains the threshold; None without per-prompt data
 
 Thresholds, and why (also in README, "How the claims are judged"):
 
@@ -35,11 +38,12 @@ PROMPT_SHARE = 0.75
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.bootstrap import Interval, prompt_bootstrap
 from harness.profile import Profile
 
 HOLDS, REFUTED, NOT_APPLICABLE = "holds", "refuted", "not-applicable"
@@ -169,28 +173,40 @@ class Verdict:
 
 
 # ---------------------------------------------------------------------------------------------
-# Per-claim judgements. Each takes a profile (per_prompt=True for the prompt share) and the index
-# of the factor to judge, and looks only at numbers inside the profile. Each states its claim once,
-# as a `rule(delta, clean_norm, delta_all_tokens) -> bool` over the sites, and applies that same
-# rule to the corpus aggregate and to every prompt.
+# Per-claim judgements. Each takes a profile (per_prompt=True for the prompt share and the interval)
+# and the index of the factor to judge, and looks only at numbers inside the profile. Each states its
+# claim once, as a `rule(delta, clean_norm, delta_all_tokens) -> bool` over the sites, and applies
+# that same rule to the corpus aggregate and to every prompt. The number a rule compares is one
+# vectorised `statistic(delta, clean_norm, delta_all_tokens)` over arrays (..., S) -> (...): the same
+# function gives the verdict's statistic (on the aggregate), each prompt's value (on (P, S)) and the
+# bootstrap distribution (on (B, S) resampled aggregates, harness/bootstrap.py).
 
 Rule = Callable[[np.ndarray, np.ndarray, np.ndarray], bool]
+Statistic = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
-def judge_c1(prof: Profile, factor_index: int = 0, dtype: str = "float32") -> Verdict:
+def judge_c1(prof: Profile, factor_index: int = 0, dtype: str = "float32", *, seed: int = 0) -> Verdict:
     before = _sites_before(prof)
     rel = prof.relative_delta[factor_index, before]
-    worst = float(rel.max()) if rel.size else 0.0
     limit = ZERO_RELATIVE[dtype]
 
-    def rule(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> bool:
-        return bool(np.all(_ratio(d[before], c[before]) <= limit))
+    def statistic(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> np.ndarray:  # largest relative Δ before L
+        rel = _ratio(d[..., before], c[..., before])
+        return rel.max(axis=-1) if before else np.zeros(rel.shape[:-1])
 
+    def rule(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> bool:
+        return bool(statistic(d, c, a) <= limit)
+
+    worst = float(statistic(*_aggregate(prof, factor_index)))
     holds = rule(*_aggregate(prof, factor_index))
     return _verdict(
         "C1",
-        holds,
-        _prompt_share(prof, factor_index, rule),
+        prof,
+        factor_index,
+        rule,
+        statistic,
+        threshold=limit,
+        seed=seed,
         margin=limit - worst,
         margin_text=f"largest relative Δ before block {prof.layer} = {worst:.3g} (limit {limit:g})",
         reason=("nothing before the scaled block moved" if holds else f"a site before block {prof.layer} moved by {worst:.3g}"),
@@ -198,20 +214,27 @@ def judge_c1(prof: Profile, factor_index: int = 0, dtype: str = "float32") -> Ve
     )
 
 
-def judge_c2(prof: Profile, factor_index: int = 0) -> Verdict:
+def judge_c2(prof: Profile, factor_index: int = 0, *, seed: int = 0) -> Verdict:
     at = prof.site(f"block.{prof.layer}")
     before = _sites_before(prof)
-    rel_at = float(prof.relative_delta[factor_index, at])
     noise = float(prof.delta[factor_index, before].max()) if before else 0.0
     jump = float(prof.delta[factor_index, at]) / noise if noise > 0 else float("inf")
 
-    def rule(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> bool:
-        return bool(_ratio(d[at], c[at]) >= JUMP_RELATIVE and d[at] >= JUMP_OVER_NOISE * (d[before].max() if before else 0.0))
+    def statistic(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> np.ndarray:  # relative Δ at L
+        return _ratio(d[..., at], c[..., at])
 
+    def rule(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> bool:
+        return bool(statistic(d, c, a) >= JUMP_RELATIVE and d[at] >= JUMP_OVER_NOISE * (d[before].max() if before else 0.0))
+
+    rel_at = float(statistic(*_aggregate(prof, factor_index)))
     return _verdict(
         "C2",
-        rule(*_aggregate(prof, factor_index)),
-        _prompt_share(prof, factor_index, rule),
+        prof,
+        factor_index,
+        rule,
+        statistic,
+        threshold=JUMP_RELATIVE,
+        seed=seed,
         margin=rel_at - JUMP_RELATIVE,
         margin_text=f"relative Δ at block {prof.layer} = {rel_at:.4g} (needs ≥ {JUMP_RELATIVE:g}); jump over noise = {jump:.3g}",
         reason=f"Δ at block {prof.layer} is {rel_at:.1%} of the clean norm; "
@@ -224,51 +247,63 @@ def judge_c2(prof: Profile, factor_index: int = 0) -> Verdict:
     )
 
 
-def judge_c3(prof: Profile, factor_index: int = 0) -> Verdict:
+def judge_c3(prof: Profile, factor_index: int = 0, *, seed: int = 0) -> Verdict:
     span = _growth_span(prof)
     deltas = prof.delta[factor_index, span]
     steps = _steps(deltas)
-    worst_step = float(steps.min()) if steps.size else float("nan")
     bend = _nonlinearity(deltas)
-    increasing = bool(steps.size) and worst_step > GROWTH_STEP
+
+    def statistic(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> np.ndarray:  # smallest step ratio
+        s = _steps(d[..., span])
+        return s.min(axis=-1) if s.shape[-1] else np.full(s.shape[:-1], np.nan)
 
     def rule(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> bool:
-        s = _steps(d[span])
-        return bool(s.size and s.min() > GROWTH_STEP and _nonlinearity(d[span]) >= NONLINEAR_MIN)
+        return bool(statistic(d, c, a) > GROWTH_STEP and _nonlinearity(d[span]) >= NONLINEAR_MIN)
 
+    worst_step = float(statistic(*_aggregate(prof, factor_index)))
     names = [prof.sites[i] for i in span]
-    if not increasing:
+    if not worst_step > GROWTH_STEP:
         k = int(np.argmin(steps)) if steps.size else 0
         reason = f"Δ falls from {names[k]} to {names[k + 1]} (×{worst_step:.3f})" if steps.size else "too few sites"
     elif bend < NONLINEAR_MIN:
         reason = f"Δ grows but along a straight line (departure {bend:.3f} of its range)"
     else:
         reason = f"Δ grows at every step from {names[0]} to {names[-1]}, bending by {bend:.1%} of its range"
+    evidence: dict[str, object] = {
+        "sites": names,
+        "delta": deltas.tolist(),
+        "relative_delta": prof.relative_delta[factor_index, span].tolist(),
+        "step_ratio": _finite_list(steps),
+        "nonlinearity": bend,
+    }
+    if prof.prompt_delta is not None:
+        evidence["prompt_nonlinearity"] = [_nonlinearity(col) for col in prof.prompt_delta[factor_index][span].T]
     return _verdict(
         "C3",
-        rule(*_aggregate(prof, factor_index)),
-        _prompt_share(prof, factor_index, rule),
+        prof,
+        factor_index,
+        rule,
+        statistic,
+        threshold=GROWTH_STEP,
+        seed=seed,
         margin=worst_step - GROWTH_STEP,
         margin_text=f"smallest step ratio Δ(s+1)/Δ(s) = {worst_step:.4f} (needs > {GROWTH_STEP:g}); bend = {bend:.3f}",
         reason=reason,
-        evidence={
-            "sites": names,
-            "delta": deltas.tolist(),
-            "relative_delta": prof.relative_delta[factor_index, span].tolist(),
-            "step_ratio": steps.tolist(),
-            "nonlinearity": bend,
-        },
+        evidence=evidence,
     )
 
 
-def judge_c4(prof: Profile, factor_index: int = 0) -> Verdict:
+def judge_c4(prof: Profile, factor_index: int = 0, *, seed: int = 0) -> Verdict:
     readings = final_readings(prof)
     final, previous = readings["note"]
-    drop = _drop(prof.delta[factor_index], final, previous)
+
+    def statistic(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> np.ndarray:  # the drop 1 − Δ(final)/Δ(previous)
+        return 1.0 - _ratio(d[..., final], d[..., previous])
 
     def rule(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> bool:
-        return DROP_MIN < _drop(d, final, previous) <= SLIGHT_DROP_MAX
+        return bool(DROP_MIN < statistic(d, c, a) <= SLIGHT_DROP_MAX)
 
+    drop = float(statistic(*_aggregate(prof, factor_index)))
     other = {
         name: {"final": prof.sites[f], "previous": prof.sites[p], "drop": _drop(prof.delta[factor_index], f, p)}
         for name, (f, p) in readings.items()
@@ -276,8 +311,12 @@ def judge_c4(prof: Profile, factor_index: int = 0) -> Verdict:
     word = "drops" if drop > 0 else "rises"
     return _verdict(
         "C4",
-        rule(*_aggregate(prof, factor_index)),
-        _prompt_share(prof, factor_index, rule),
+        prof,
+        factor_index,
+        rule,
+        statistic,
+        threshold=(DROP_MIN, SLIGHT_DROP_MAX),
+        seed=seed,
         margin=min(drop - DROP_MIN, SLIGHT_DROP_MAX - drop),
         margin_text=f"drop 1 − Δ({prof.sites[final]})/Δ({prof.sites[previous]}) = {drop:+.4f} "
         f"(needs {DROP_MIN:g} < drop ≤ {SLIGHT_DROP_MAX:g})",
@@ -286,23 +325,31 @@ def judge_c4(prof: Profile, factor_index: int = 0) -> Verdict:
     )
 
 
-def judge_c5(prof: Profile, factor_index: int = 0) -> Verdict:
+def judge_c5(prof: Profile, factor_index: int = 0, *, seed: int = 0) -> Verdict:
     span = _first_token_span(prof)
     ratios = _ratio(prof.delta_all_tokens[factor_index, span], prof.delta[factor_index, span])
-    median = float(np.median(ratios))
+
+    def statistic(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> np.ndarray:  # median ratio over blocks L…N−1
+        return np.median(_ratio(a[..., span], d[..., span]), axis=-1)
 
     def rule(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> bool:
-        return bool(np.median(_ratio(a[span], d[span])) >= FIRST_TOKEN_RATIO)
+        return bool(statistic(d, c, a) >= FIRST_TOKEN_RATIO)
 
-    evidence: dict[str, object] = {"sites": [prof.sites[i] for i in span], "ratio": ratios.tolist()}
+    median = float(statistic(*_aggregate(prof, factor_index)))
+    evidence: dict[str, object] = {"sites": [prof.sites[i] for i in span], "ratio": _finite_list(ratios), **first_token_curve(prof)}
     if prof.prompt_delta is not None:
-        per = _ratio(prof.prompt_delta_all_tokens[factor_index][span], prof.prompt_delta[factor_index][span])  # (S, P)
-        evidence["prompt_lengths"] = list(prof.prompt_lengths)
-        evidence["prompt_ratio"] = np.median(per, axis=0).tolist()
+        at = prof.site(f"block.{prof.layer}")
+        measured = _ratio(prof.prompt_delta_all_tokens[factor_index][at], prof.prompt_delta[factor_index][at])  # (P,)
+        evidence["prompt_ratio"] = _finite_list(statistic(*_per_prompt(prof, factor_index)))  # render.py reads this name
+        evidence["prompt_ratio_at_layer"] = _finite_list(measured)  # what the predicted curve describes
     return _verdict(
         "C5",
-        rule(*_aggregate(prof, factor_index)),
-        _prompt_share(prof, factor_index, rule),
+        prof,
+        factor_index,
+        rule,
+        statistic,
+        threshold=FIRST_TOKEN_RATIO,
+        seed=seed,
         margin=median - FIRST_TOKEN_RATIO,
         margin_text=f"median Δ(with first)/Δ(without) over blocks {prof.layer}… = {median:.3g} (needs ≥ {FIRST_TOKEN_RATIO:g})",
         reason=f"counting the first token multiplies Δ by {median:.3g} (median over sites)",
@@ -313,24 +360,52 @@ def judge_c5(prof: Profile, factor_index: int = 0) -> Verdict:
 JUDGES = {"C1": judge_c1, "C2": judge_c2, "C3": judge_c3, "C4": judge_c4, "C5": judge_c5}
 
 
-def judge_c0(profiles: dict[int, Profile], factor_index: int = 0, dtype: str = "float32") -> Verdict:
-    """C0 over one profile per intervention layer: untouched before, moved at and after."""
+def judge_c0(profiles: dict[int, Profile], factor_index: int = 0, dtype: str = "float32", *, seed: int = 0) -> Verdict:
+    """C0 over one profile per intervention layer: untouched before, moved at and after.
+
+    Its statistic is the side nearer its limit: the largest relative Δ before the scaled block, or the
+    smallest at or after it (evidence["statistic_is"] says which). With per-prompt data in every
+    profile (the same prompts), the interval resamples prompts jointly across the layers.
+    """
     limit = ZERO_RELATIVE[dtype]
+    layers = sorted(profiles)
     matrix, failures = [], []
-    worst_before, smallest_after = 0.0, float("inf")
-    for layer, prof in sorted(profiles.items()):
+    for layer in layers:
+        prof = profiles[layer]
         rel = prof.relative_delta[factor_index]
         matrix.append(prof.delta[factor_index].tolist())
         at = prof.site(f"block.{layer}")
         before, after = rel[:at], rel[at:]
-        worst_before = max(worst_before, float(before.max()) if before.size else 0.0)
-        smallest_after = min(smallest_after, float(after.min()))
         if before.size and before.max() > limit:
             failures.append(f"block {layer}: a site before it moved ({before.max():.3g})")
         if after.min() <= limit:
             failures.append(f"block {layer}: {prof.sites[at + int(np.argmin(after))]} did not move")
+    ats = [profiles[layer].site(f"block.{layer}") for layer in layers]
+
+    def sides(*parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(largest relative Δ before, smallest at or after) over layers; parts = Δ, ‖H‖ per layer, each (..., S)."""
+        rels = [_ratio(d, c) for d, c in zip(parts[0::2], parts[1::2], strict=True)]
+        before = np.max([r[..., :at].max(axis=-1) if at else np.zeros(r.shape[:-1]) for r, at in zip(rels, ats, strict=True)], axis=0)
+        after = np.min([r[..., at:].min(axis=-1) for r, at in zip(rels, ats, strict=True)], axis=0)
+        return before, after
+
+    aggregate = [x for layer in layers for x in (profiles[layer].delta[factor_index], profiles[layer].clean_norm)]
+    worst_before, smallest_after = (float(x) for x in sides(*aggregate))
+    use_before = limit - worst_before <= smallest_after - limit
+
+    def statistic(*parts: np.ndarray) -> np.ndarray:
+        return sides(*parts)[0 if use_before else 1]
+
+    stat = worst_before if use_before else smallest_after
+    interval = None
+    if all(profiles[layer].prompt_delta is not None for layer in layers):
+        per = [x for layer in layers for x in (profiles[layer].prompt_delta[factor_index], profiles[layer].prompt_clean_norm)]
+        interval = prompt_bootstrap(statistic, per, seed=seed)
     holds = not failures
-    some = next(iter(profiles.values()))
+    some = profiles[layers[0]]
+    evidence = {"layers": layers, "sites": list(some.sites), "delta": matrix, "factor": some.factors[factor_index]}
+    evidence["statistic_is"] = "largest relative Δ before the scaled block" if use_before else "smallest relative Δ at or after it"
+    ci95, fragile, threshold = _sureness(stat, limit, interval, evidence)
     return Verdict(
         "C0",
         HOLDS if holds else REFUTED,
@@ -338,8 +413,60 @@ def judge_c0(profiles: dict[int, Profile], factor_index: int = 0, dtype: str = "
         margin_text=f"largest relative Δ before the scaled block = {worst_before:.3g} (limit {limit:g}); "
         f"smallest relative Δ at or after it = {smallest_after:.3g} (needs > {limit:g})",
         reason="every layer's scaling reached every later site and no earlier one" if holds else "; ".join(failures[:3]),
-        evidence={"layers": sorted(profiles), "sites": list(some.sites), "delta": matrix, "factor": some.factors[factor_index]},
+        evidence=evidence,
+        statistic=_finite(stat),
+        threshold=threshold,
+        ci95=ci95,
+        fragile=fragile,
     )
+
+
+def first_token_curve(prof: Profile, ratio: float = FIRST_TOKEN_RATIO, points: int = 40) -> dict[str, object]:
+    """C5's length covariate: the ratio Δ(with first)/Δ(without) predicted at the scaled block by prompt length.
+
+    Scaling block L's output by s moves token t there by |1 − s|·‖h_t‖ (clean state), so for a prompt
+    of T tokens the ratio at block L is sqrt(1 + ‖h_1‖² / Σ_{t>1} ‖h_t‖²) ≈ sqrt(1 + r²/(T − 1)),
+    r = rms ‖h_1‖ / rms ‖h_t‖ over the corpus (t > 1). Both rms are read exactly from the profile's
+    Frobenius norms: Σ_p ‖h_1‖² = clean_norm_all_tokens² − clean_norm² over P first tokens, and
+    clean_norm² over Σ_p (T_p − 1) other tokens. The curve reaches `ratio` for T ≤ 1 + r²/(ratio² − 1).
+    JSON-ready; r is None (and the curve absent) where no other token has any norm.
+    """
+    at = prof.site(f"block.{prof.layer}")
+    n_first, n_other = len(prof.prompt_lengths), sum(t - 1 for t in prof.prompt_lengths)
+    first_sq = max(float(prof.clean_norm_all_tokens[at]) ** 2 - float(prof.clean_norm[at]) ** 2, 0.0)
+    other_rms = float(prof.clean_norm[at]) / np.sqrt(n_other) if n_other else 0.0
+    out: dict[str, object] = {
+        "first_token_rms_norm": float(np.sqrt(first_sq / n_first)),
+        "other_token_rms_norm": other_rms,
+        "first_token_mean_norm": float(prof.first_token_norm[at]),
+        "other_token_mean_norm": float(prof.other_token_norm[at]),
+    }
+    if other_rms <= 0:
+        return {**out, "norm_ratio_r": None, "predicted_lengths": [], "predicted_ratio": [], "predicted_crossing_length": None}
+    r = float(np.sqrt(first_sq / n_first)) / other_rms
+    crossing = predicted_crossing_length(r, ratio)
+    top = max(max(prof.prompt_lengths), int(np.ceil(crossing)), 3)
+    lengths = np.unique(np.round(np.geomspace(2, top, points)).astype(int))
+    return {
+        **out,
+        "norm_ratio_r": r,
+        "predicted_lengths": lengths.tolist(),
+        "predicted_ratio": predicted_first_token_ratio(r, lengths).tolist(),
+        "predicted_crossing_length": crossing,
+    }
+
+
+def predicted_first_token_ratio(r: float, lengths: np.ndarray | Sequence[int]) -> np.ndarray:
+    """sqrt(1 + r²/(T − 1)) for each prompt length T > 1: C5's ratio at the scaled block (first_token_curve)."""
+    t = np.asarray(lengths, dtype=np.float64)
+    if np.any(t <= 1):
+        raise ValueError(f"prompt lengths {t[t <= 1].tolist()} are not above 1: the ratio needs a token besides the first.")
+    return np.sqrt(1.0 + r * r / (t - 1.0))
+
+
+def predicted_crossing_length(r: float, ratio: float = FIRST_TOKEN_RATIO) -> float:
+    """The length T at which sqrt(1 + r²/(T − 1)) falls to `ratio`: prompts up to it reach the ratio."""
+    return 1.0 + r * r / (ratio * ratio - 1.0)
 
 
 def final_readings(prof: Profile) -> dict[str, tuple[int, int]]:
@@ -375,7 +502,8 @@ def _first_token_span(prof: Profile) -> list[int]:
 
 
 def _steps(values: np.ndarray) -> np.ndarray:
-    return _ratio(values[1:], values[:-1])
+    """(..., n − 1) ratios of consecutive values along the last axis."""
+    return _ratio(values[..., 1:], values[..., :-1])
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -411,15 +539,89 @@ def _prompt_share(prof: Profile, factor_index: int, rule: Rule) -> float | None:
     return float(np.mean([rule(d[:, p], c[:, p], a[:, p]) for p in range(d.shape[1])]))
 
 
-def _verdict(claim: str, aggregate: bool, share: float | None, *, margin: float, margin_text: str, reason: str, evidence: dict) -> Verdict:
+def _per_prompt(prof: Profile, factor_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A statistic's inputs prompt by prompt: Δ, ‖H_clean‖ and Δ with the first token, each (P, S)."""
+    return prof.prompt_delta[factor_index].T, prof.prompt_clean_norm.T, prof.prompt_delta_all_tokens[factor_index].T
+
+
+def _verdict(
+    claim: str,
+    prof: Profile,
+    factor_index: int,
+    rule: Rule,
+    statistic: Statistic,
+    *,
+    threshold: float | tuple[float, float],
+    seed: int,
+    margin: float,
+    margin_text: str,
+    reason: str,
+    evidence: dict,
+) -> Verdict:
+    """The verdict of `rule` on the aggregate and the prompts, with `statistic`'s value, interval and fragility."""
+    aggregate = rule(*_aggregate(prof, factor_index))
+    share = _prompt_share(prof, factor_index, rule)
     holds = aggregate and (share is None or share >= PROMPT_SHARE)
     if aggregate and not holds:
         reason = f"holds on the aggregate but only on {share:.0%} of prompts (needs {PROMPT_SHARE:.0%}); {reason}"
     evidence = {**evidence, "aggregate_holds": aggregate, "prompt_share": share, "prompt_share_needed": PROMPT_SHARE}
+    stat = float(statistic(*_aggregate(prof, factor_index)))
+    interval = None
+    if prof.prompt_delta is not None:
+        parts = (prof.prompt_delta[factor_index], prof.prompt_clean_norm, prof.prompt_delta_all_tokens[factor_index])
+        interval = prompt_bootstrap(statistic, parts, seed=seed)
+        evidence["prompt_lengths"] = list(prof.prompt_lengths)
+        evidence["prompt_statistic"] = _finite_list(statistic(*_per_prompt(prof, factor_index)))
+    ci95, fragile, threshold_value = _sureness(stat, threshold, interval, evidence)
     share_text = "" if share is None else f"; holds on {share:.0%} of prompts"
     return Verdict(
-        claim, HOLDS if holds else REFUTED, margin=_finite(margin), margin_text=margin_text + share_text, reason=reason, evidence=evidence
+        claim,
+        HOLDS if holds else REFUTED,
+        margin=_finite(margin),
+        margin_text=margin_text + share_text,
+        reason=reason,
+        evidence=evidence,
+        statistic=_finite(stat),
+        threshold=threshold_value,
+        ci95=ci95,
+        fragile=fragile,
     )
+
+
+def _sureness(
+    stat: float, threshold: float | tuple[float, ...], interval: Interval | None, evidence: dict
+) -> tuple[tuple[float, float] | None, bool | None, float]:
+    """(ci95, fragile, threshold) for a statistic; records how the interval was made in `evidence`.
+
+    ci95 is the percentile interval widened, where needed, to contain the statistic itself: the
+    aggregate is computed once more from per-prompt sums, so on a statistic that does not vary (C2's
+    |1 − s|) the two differ by float rounding; where the whole bootstrap distribution lies on one
+    side of the statistic (a biased statistic such as a minimum) widening is the cautious reading.
+    evidence["bootstrap"] keeps the unwidened interval. fragile: some threshold lies inside ci95.
+    With two bounds (C4) the threshold reported is a bound inside ci95 if one is, else the bound
+    nearest the statistic; evidence["threshold_bounds"] lists both.
+    """
+    bounds = tuple(threshold) if isinstance(threshold, tuple) else (float(threshold),)
+    if len(bounds) > 1:
+        evidence["threshold_bounds"] = list(bounds)
+
+    def nearest(candidates: Sequence[float]) -> float:
+        return min(candidates, key=lambda b: abs(b - stat) if np.isfinite(stat) else 0.0)
+
+    if interval is None or np.isnan(interval.low) or np.isnan(interval.high):
+        return None, None, nearest(bounds)
+    low, high = (min(interval.low, stat), max(interval.high, stat)) if np.isfinite(stat) else (interval.low, interval.high)
+    evidence["bootstrap"] = {
+        **interval.describe(),
+        "percentile_interval": [_finite(interval.low), _finite(interval.high)],
+        "widened_to_statistic": bool(low < interval.low or high > interval.high),
+    }
+    inside = [b for b in bounds if low <= b <= high]
+    return (low, high), bool(inside), nearest(inside or bounds)
+
+
+def _finite_list(values: np.ndarray) -> list[float | None]:
+    return [_finite(v) for v in np.asarray(values, dtype=np.float64).ravel()]
 
 
 def _finite(value: float) -> float | None:
