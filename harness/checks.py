@@ -144,3 +144,12 @@ def drawn_factors(keep_band: bool = True):
 
     factors = st.floats(min_value=0.5, max_value=1.5, allow_nan=False, allow_infinity=False)
     return factors.filter(lambda s: abs(1.0 - s) >= FACTOR_BAND) if keep_band else factors
+
+
+def token_norms(prof: object) -> dict[str, object]:
+    """C5's explanation (§3.2) as evidence: the first token's clean norm against the other tokens', per site."""
+    return {
+        "sites": list(prof.sites),
+        "first_token_norm": [float(v) for v in prof.first_token_norm],
+        "other_token_norm": [float(v) for v in prof.other_token_norm],
+    }
