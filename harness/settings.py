@@ -75,9 +75,12 @@ def _text(text: str) -> str:
 
 
 def _choice(allowed: tuple[str, ...], extra: str = "") -> Callable[[str], str]:
+    """One of `allowed`, or `extra` followed by a non-negative integer in ASCII digits ("cuda:1")."""
+
     def parse(text: str) -> str:
-        if text not in allowed and not (extra and text.startswith(extra)):
-            raise ValueError(f"is not supported: choose one of {', '.join(allowed)}" + (f" or {extra}N" if extra else ""))
+        index = text.removeprefix(extra) if extra and text.startswith(extra) else None
+        if text not in allowed and not (index and index.isascii() and index.isdigit()):
+            raise ValueError(f"is not supported: choose one of {', '.join(allowed)}" + (f" or {extra}N, N a device index" if extra else ""))
         return text
 
     return parse
@@ -86,6 +89,8 @@ def _choice(allowed: tuple[str, ...], extra: str = "") -> Callable[[str], str]:
 def _integer(minimum: int, what: str) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
+            if not text.strip().lstrip("+-").isascii():
+                raise ValueError  # int() also reads other scripts' digits ("٣"); a typed setting is ASCII
             value = int(text)
         except ValueError:
             raise ValueError(f"is not an integer: give {what}") from None

@@ -7,6 +7,7 @@ test_report_pytester.py, the browser check in test_report_browser.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from html.parser import HTMLParser
@@ -16,7 +17,8 @@ from typing import ClassVar
 import pytest
 
 from harness.report import build_document, plots, render_html, write_report
-from harness.report.outcomes import ItemResult, OutcomeError, check_travels, claim_of, parse_outcome
+from harness.outcome import ClaimOutcome, OutcomeError
+from harness.report.outcomes import ItemResult, check_travels, claim_of
 from harness.report.render import fmt
 from harness.report.sample import sample_run
 from harness.report.write import atomic_write
@@ -25,7 +27,7 @@ XSS = "<script>alert(1)</script>"
 
 
 @pytest.fixture(scope="session", params=["random-gpt2", "minilm"])
-def sample(request) -> tuple[list[dict], dict]:
+def sample(request) -> tuple[list[ClaimOutcome], dict]:
     return sample_run(request.param)
 
 
@@ -99,7 +101,7 @@ def parse(html: str) -> Node:
 
 
 def document(outcomes: list[dict], info: dict) -> dict:
-    items = [ItemResult(o["nodeid"], outcome=o, pytest_outcome="passed") for o in outcomes]
+    items = [ItemResult(o.nodeid, outcome=o, pytest_outcome="passed") for o in outcomes]
     return json.loads(json.dumps(build_document(items, {**info, "date": "2000-01-01T00:00:00+00:00"}, {"exitstatus": 0})))
 
 
@@ -169,8 +171,8 @@ def test_c0_c4_c5_evidence_and_plots_present(sample, written):
         assert all(f.find_all("svg") for f in figures), f"{cid}: a figure without its plot"
     assert "plot failed" not in html
     examples = sections["C2"].find_all("table", class_="examples")[0].find_all("tr")[1:]
-    item = next(o for o in outcomes if o["claim"] == "C2" and o["source"] == "hypothesis")
-    assert [tr.find_all("td")[0].text for tr in examples] == [fmt(e["factor"]) for e in item["examples"]]
+    item = next(o for o in outcomes if o.claim == "C2" and o.source == "hypothesis")
+    assert [tr.find_all("td")[0].text for tr in examples] == [fmt(e.factor) for e in item.examples]
 
 
 def test_two_renders_are_byte_identical_but_for_date_and_command(sample):
@@ -207,7 +209,7 @@ def test_self_contained_no_script_no_external_urls(written):
 
 def test_prompt_and_reasons_are_text_not_markup(sample, tmp_path):
     outcomes, info = sample
-    hostile = [{**o, "reason": XSS, "title": XSS} for o in outcomes]
+    hostile = [dataclasses.replace(o, reason=XSS, title=XSS) for o in outcomes]
     html_path, _ = write_report(hostile, {**info, "command": f"pytest {XSS}"}, tmp_path / "r.html")
     html = html_path.read_text()
     tree = Tree(html)
@@ -220,8 +222,8 @@ def test_prompt_and_reasons_are_text_not_markup(sample, tmp_path):
 
 def test_claims_without_items_show_not_run(sample):
     outcomes, info = sample
-    kept = [o for o in outcomes if o["claim"] in ("C1", "C2")]
-    items = [ItemResult(o["nodeid"], outcome=o, pytest_outcome="passed") for o in kept]
+    kept = [o for o in outcomes if o.claim in ("C1", "C2")]
+    items = [ItemResult(o.nodeid, outcome=o, pytest_outcome="passed") for o in kept]
     items.append(ItemResult("claims/test_c3.py::test_C3_growth[0.5]"))  # collected, never ran
     items.append(ItemResult("claims/test_c4.py::test_C4_drop[0.5]", pytest_outcome="error", message="fixture 'subject' failed"))
     doc = json.loads(json.dumps(build_document(items, info, {"exitstatus": 2, "interrupted": True})))
@@ -236,7 +238,7 @@ def test_claims_without_items_show_not_run(sample):
 
 def test_json_is_strict_and_spells_non_finite_numbers(sample, tmp_path):
     outcomes, info = sample
-    odd = [{**outcomes[1], "margin": float("inf"), "evidence": {**outcomes[1]["evidence"], "ratio": [float("nan"), 1.0]}}]
+    odd = [dataclasses.replace(outcomes[1], margin=float("inf"), evidence={**outcomes[1].evidence, "ratio": [float("nan"), 1.0]})]
     _, json_path = write_report(odd, info, tmp_path / "r.html")
     text = json_path.read_text()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
@@ -266,11 +268,11 @@ def test_outcome_contract_errors_name_the_problem():
     assert claim_of("claims/test_x.py::TestC::test_C12_thing") == "C12"
     assert claim_of("claims/test_x.py::test_helper") is None
     with pytest.raises(OutcomeError, match="must be a JSON string"):
-        parse_outcome({"claim": "C1"})
+        ClaimOutcome.from_json({"claim": "C1"})
     with pytest.raises(OutcomeError, match="not valid JSON"):
-        parse_outcome("{nope")
+        ClaimOutcome.from_json("{nope")
     with pytest.raises(OutcomeError, match="lacks verdict"):
-        parse_outcome(json.dumps({"claim": "C1"}))
+        ClaimOutcome.from_json(json.dumps({"claim": "C1"}))
     assert check_travels("other", {"a": [1, 2.5, None]}) is None
     assert "not JSON-serializable" in check_travels("other", object())
 

@@ -193,7 +193,7 @@ class ClaimReport:
         session = {
             "exitstatus": exitstatus,
             "interrupted": bool(interrupted),
-            "note": self.start_error or note,
+            "note": f"{note}: {self.start_error}" if note and self.start_error else note or self.start_error or "",
             "collection_errors": self.collection_errors,
         }
         try:

@@ -87,8 +87,7 @@ def write_document(doc: dict, html_path: Path) -> tuple[Path, Path]:
                 if old is None:
                     path.unlink(missing_ok=True)
                 else:
-                    os.replace(old, path)
-                    kept[path] = None
+                    os.replace(old, path)  # a no-op where the move never began (same inode): `finally` drops the link
             raise
     finally:
         for name in [*temporary.values(), *(k for k in kept.values() if k)]:
