@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness import CleanPass, profile
 from harness.checks import drawn_factors, note_factors
 from harness.judgement import judge_c0
-from harness import CleanPass, profile
 
 pytestmark = pytest.mark.claim("C0")
 

@@ -104,14 +104,19 @@ def _profile(args: argparse.Namespace) -> int:
         try:
             prompts += read_prompts(settings.prompts)
         except OSError as exc:  # a FIFO, a file that vanished, a permission change since the check
-            raise InputError(f"--prompts {str(settings.prompts)!r} cannot be read ({exc.strerror or exc}): give a readable text file.") from exc
+            raise InputError(
+                f"--prompts {str(settings.prompts)!r} cannot be read ({exc.strerror or exc}): give a readable text file."
+            ) from exc
     if not prompts:
         raise InputError("no prompts given: pass --prompt TEXT (repeatable) or --prompts FILE.")
     subject = load_subject_for(settings)
     tokens = tokenize(subject, prompts)
     unknown = unknown_tokens(tokens)
     if unknown:
-        print(f"warning: {unknown} token(s) unknown to {subject.name}'s tokenizer in these prompts; they are measured as its unknown token", file=sys.stderr)
+        print(
+            f"warning: {unknown} token(s) unknown to {subject.name}'s tokenizer in these prompts; they are measured as its unknown token",
+            file=sys.stderr,
+        )
     result = profile(
         subject,
         tokens,
@@ -149,7 +154,11 @@ def unknown_tokens(tokens: object) -> int | None:
 def _table(result, about: dict[str, object], settings: Settings) -> str:
     """One row per site; per factor Δ and Δ/‖H_clean‖, with or without the first token as the settings say."""
     if settings.include_first_token:
-        delta, rel, which = result.delta_all_tokens, result.relative_delta_all_tokens, "every token, the first included (--include-first-token)"
+        delta, rel, which = (
+            result.delta_all_tokens,
+            result.relative_delta_all_tokens,
+            "every token, the first included (--include-first-token)",
+        )
     else:
         delta, rel, which = result.delta, result.relative_delta, "every token but the first (§3.2)"
     lines = [

@@ -272,7 +272,9 @@ def _load_hypothesis_profile(config: pytest.Config) -> None:
     try:
         hypothesis_settings.load_profile(name or ("ci" if os.environ.get("CI") else "dev"))
     except InvalidArgument:
-        raise pytest.UsageError(f"{shown} is not a Hypothesis profile: choose one of {', '.join(PROFILES)} (see harness/plugin.py).") from None
+        raise pytest.UsageError(
+            f"{shown} is not a Hypothesis profile: choose one of {', '.join(PROFILES)} (see harness/plugin.py)."
+        ) from None
 
 
 def _worker_device(config: pytest.Config, settings: Settings) -> Settings:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import operator
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -59,7 +58,9 @@ class Option:
         return f"{self.help} (default {shown})"
 
 
-def setting(default: Any, help: str, parse: Callable[[str], Any], *, where: tuple[str, ...] = (CLI, PYTEST), flag: str = "", **kw: bool) -> Any:
+def setting(
+    default: Any, help: str, parse: Callable[[str], Any], *, where: tuple[str, ...] = (CLI, PYTEST), flag: str = "", **kw: bool
+) -> Any:
     """A Settings field with its option's description; see `Option`."""
     return dataclasses.field(default=default, metadata={"option": {"help": help, "parse": parse, "where": where, "flag": flag, **kw}})
 
@@ -142,14 +143,21 @@ class Settings:
     model: str = setting("gpt2", "subject: gpt2 (the note's model), minilm, random-gpt2, a Hub id or a local directory", _text)
     device: str = setting("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N", _choice(DEVICES, "cuda:"))
     dtype: str = setting(
-        "float32", "weights and activations: float32, bfloat16, float16, or auto (the checkpoint's own); norms sum in float32", _choice(DTYPES)
+        "float32",
+        "weights and activations: float32, bfloat16, float16, or auto (the checkpoint's own); norms sum in float32",
+        _choice(DTYPES),
     )
-    layer: int = setting(NOTE_LAYER, "block whose output is scaled, 0 ≤ layer < the model's block count", _integer(0, "a block index such as 2"))
+    layer: int = setting(
+        NOTE_LAYER, "block whose output is scaled, 0 ≤ layer < the model's block count", _integer(0, "a block index such as 2")
+    )
     factors: tuple[float, ...] = setting(
         NOTE_FACTORS, "scaling factor, repeatable", parse_factor, where=(CLI,), flag="--factor", repeat=True
     )  # the claims use the note's factors and drawn ones, so pytest takes none
-    prompts: Path | None = setting(
-        None, "text file, one prompt per line ('#' lines are comments); pytest reads claims/prompts.txt without it", _prompts_file, optional=True
+    prompts: Path | None = setting(  # noqa: RUF009 (setting() returns a dataclasses.field)
+        None,
+        "text file, one prompt per line ('#' lines are comments); pytest reads claims/prompts.txt without it",
+        _prompts_file,
+        optional=True,
     )
     include_first_token: bool = setting(
         False, "the table's Δ and rel count the first token (the note excludes it, §3.2)", _switch, where=(CLI,), switch=True
@@ -176,7 +184,9 @@ class Settings:
         """These settings checked and normalised (numpy integers -> int); raise InputError naming the first bad one."""
         if not self.factors:
             raise InputError("no factors given: pass at least one, e.g. --factor 0.5 --factor 1.5.")
-        return dataclasses.replace(self, **{o.name: _normal(o, getattr(self, o.name), f"{o.name}={getattr(self, o.name)!r}") for o in options()})
+        return dataclasses.replace(
+            self, **{o.name: _normal(o, getattr(self, o.name), f"{o.name}={getattr(self, o.name)!r}") for o in options()}
+        )
 
     @classmethod
     def from_text(cls, given: Mapping[str, tuple[str | list[str], str]]) -> Settings:

@@ -42,7 +42,7 @@ def _one_error(run: subprocess.CompletedProcess, code: int, message: str) -> Non
     text = run.stdout + run.stderr
     assert run.returncode == code, text[-3000:]
     assert message in text, text[-3000:]
-    assert "Traceback" not in text and "INTERNALERROR" not in text, text[-3000:]
+    assert "Traceback (most recent call last)" not in text and "INTERNALERROR" not in text, text[-3000:]
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
@@ -134,62 +134,87 @@ def test_an_interrupt_between_the_two_moves_puts_the_old_pair_back(tmp_path, mon
 
 
 # ---------------------------------------------------------------------------------------------
-# The suite's options, checked before any model loads (a model path that does not exist proves it)
+# The suite's options, checked before any model loads (a model path that does not exist proves it).
+# In-process: nothing here loads a model, so a subprocess would only add seconds of imports.
 
 NO_MODEL = ["--model", "/no/such/model-dir"]
 
 
+@pytest.fixture
+def suite(pytester, monkeypatch):
+    """run(*args, env={}) -> RunResult: the real claims suite in-process, with a clean environment."""
+    for name in list(os.environ):
+        if name.startswith(("HARNESS_", "HYPOTHESIS_")):
+            monkeypatch.delenv(name)
+
+    def run(*args: str, env: dict[str, str] | None = None) -> pytest.RunResult:
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        return pytester.runpytest_inprocess(str(ROOT / "claims"), "--rootdir", str(ROOT), "-p", "no:cacheprovider", *args)
+
+    return run
+
+
+def _one_line(result: pytest.RunResult, code: int, message: str) -> None:
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == code, text[-3000:]
+    assert message in text, text[-3000:]
+    assert "Traceback (most recent call last)" not in text and "INTERNALERROR" not in text, text[-3000:]
+
+
 @pytest.mark.parametrize(
-    ("args", "env", "code", "message"),
+    ("args", "message"),
     [
-        (["--help"], {}, 0, "--memory-budget-mb"),
-        (["--markers"], {}, 0, "@pytest.mark.claim(id, applies=None)"),
-        (["claims/", "--fixtures"], {}, 0, "claim_check"),
-        (["claims/", "--co"], {}, 0, "18 tests collected"),
+        (["--help"], "--memory-budget-mb"),
+        (["--markers"], "@pytest.mark.claim(id, applies=None)"),
+        (["--fixtures"], "claim_check"),
+        (["--co"], "18 tests collected"),
     ],
     ids=["help", "markers", "fixtures", "collect-only"],
 )
-def test_describing_the_suite_loads_no_model(args, env, code, message):
-    run = _pytest(*args, *NO_MODEL, "--no-report", env=env)
-    _one_error(run, code, message)
+def test_describing_the_suite_loads_no_model(suite, args, message):
+    _one_line(suite(*args, *NO_MODEL, "--no-report"), 0, message)
 
 
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
-        (["--hypothesis-profile", "bogus"], {}, "--hypothesis-profile 'bogus' is not a Hypothesis profile: choose one of ci, dev, thorough"),
+        (
+            ["--hypothesis-profile", "bogus"],
+            {},
+            "--hypothesis-profile 'bogus' is not a Hypothesis profile: choose one of ci, dev, thorough",
+        ),
         ([], {"HYPOTHESIS_PROFILE": "bogus"}, "HYPOTHESIS_PROFILE='bogus' is not a Hypothesis profile: choose one of ci, dev, thorough"),
         ([], {"HARNESS_LAYER": "abc"}, "HARNESS_LAYER='abc' is not an integer"),
         (["--layer", "abc"], {}, "--layer 'abc' is not an integer"),
         (["--factor-batch", "abc"], {}, "--factor-batch 'abc' is not an integer: give a positive count of factors"),
         (["--seed", "-1"], {}, "--seed '-1' is below 0"),
         (["--memory-budget-mb", "many"], {}, "--memory-budget-mb 'many' is not an integer"),
-        (["--expectations", "claims"], {}, "--expectations 'claims' is a directory"),
+        (["--device", "cuda:x"], {}, "--device 'cuda:x' is not supported"),
+        (["--expectations", str(ROOT / "claims")], {}, f"--expectations {str(ROOT / 'claims')!r} is a directory"),
         (["--expectations", "/no/dir/e.toml", "--update-expectations"], {}, "its folder '/no/dir' does not exist"),
-        (["--prompts", "claims"], {}, "--prompts 'claims' is a directory"),
+        (["--prompts", str(ROOT / "claims")], {}, f"--prompts {str(ROOT / 'claims')!r} is a directory"),
     ],
 )
-def test_a_bad_option_stops_the_suite_with_one_message(args, env, message, tmp_path):
+def test_a_bad_option_stops_the_suite_with_one_message(suite, args, env, message, tmp_path):
     report = tmp_path / "r.html"
-    run = _pytest("claims/", *NO_MODEL, *args, "--report", str(report), env=env)
-    _one_error(run, 4, message)
+    _one_line(suite(*NO_MODEL, *args, "--report", str(report), env=env), 4, message)
     assert not report.exists() or "before running any test" in report.read_text()
 
 
-def test_an_expectations_file_of_the_wrong_shape_names_the_key(tmp_path):
+def test_an_expectations_file_of_the_wrong_shape_names_the_key(suite, tmp_path):
     path = tmp_path / "e.toml"
     path.write_text('minilm = "holds"\n')
-    run = _pytest("claims/", *NO_MODEL, "--expectations", str(path), "--no-report")
-    _one_error(run, 4, "minilm = 'holds' is not a section")
+    _one_line(suite(*NO_MODEL, "--expectations", str(path), "--no-report"), 4, "minilm = 'holds' is not a section")
     assert path.read_text() == 'minilm = "holds"\n'
 
 
-def test_a_model_directory_with_an_empty_config_is_one_line(tmp_path):
+def test_a_model_directory_with_an_empty_config_is_one_line(suite, tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text("")
-    run = _pytest("claims/test_c1_no_change_before.py", "--model", str(tmp_path / "model"), "--no-report")
-    _one_error(run, 4, "cannot run the claims")
-    assert str(tmp_path / "model") in run.stderr
+    result = suite("--model", str(tmp_path / "model"), "--no-report")
+    _one_line(result, 4, "cannot run the claims")
+    assert str(tmp_path / "model") in result.stderr.str()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,8 +272,8 @@ def pytest_runtest_call(item):
 @pytest.mark.slow
 def test_an_interrupted_update_writes_nothing_and_says_so(tmp_path, corpus):
     expectations = _expectations_copy(tmp_path)
-    before = _snapshot(tmp_path)
     (tmp_path / "interrupter.py").write_text(INTERRUPTER)
+    before = _snapshot(tmp_path)
     run = _pytest(
         "claims/test_c1_no_change_before.py", "claims/test_c2_jump_at_layer.py", "--model", "minilm", "--prompts", str(corpus),
         "--expectations", str(expectations), "--update-expectations", "--no-report", "-p", "interrupter",

@@ -16,12 +16,12 @@ from typing import ClassVar
 
 import pytest
 
-from harness.report import build_document, plots, render_html, write_report
 from harness.outcome import ClaimOutcome, OutcomeError
+from harness.report import build_document, plots, render_html, write_report
 from harness.report.outcomes import ItemResult, check_travels, claim_of
 from harness.report.render import fmt
 from harness.report.sample import sample_run
-from harness.report.write import atomic_write
+from harness.report.write import write_document
 
 XSS = "<script>alert(1)</script>"
 
@@ -246,21 +246,23 @@ def test_json_is_strict_and_spells_non_finite_numbers(sample, tmp_path):
     assert item["margin"] == "inf" and item["evidence"]["ratio"] == ["nan", 1.0]
 
 
-def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path, monkeypatch):
-    target = tmp_path / "sub" / "claims.html"
-    atomic_write(target, "first")
-    atomic_write(target, "second")
-    assert target.read_text() == "second"
+def test_a_failed_write_keeps_the_old_pair_and_leaves_no_temporary(tmp_path, monkeypatch):
     import os
+
+    from harness.report import write
+
+    target = tmp_path / "sub" / "claims.html"
+    monkeypatch.setattr(write, "render_html", lambda doc: f"page {doc['n']}")
+    write_document({"claims": [], "n": 1}, target)
 
     def broken(src, dst):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken)
     with pytest.raises(OSError, match="disk full"):
-        atomic_write(target, "third")
-    assert target.read_text() == "second"
-    assert sorted(p.name for p in target.parent.iterdir()) == ["claims.html"]
+        write_document({"claims": [], "n": 2}, target)
+    assert target.read_text() == "page 1" and json.loads(target.with_suffix(".json").read_text())["n"] == 1
+    assert sorted(p.name for p in target.parent.iterdir()) == ["claims.html", "claims.json"]
 
 
 def test_outcome_contract_errors_name_the_problem():

@@ -120,10 +120,10 @@ def test_negative_values_are_values_on_the_command_line():
 
 
 def _outcome() -> ClaimOutcome:
+    evidence = {"readings": {"note": {"drop": -math.inf}}, "ratio": np.array([1.5, math.nan])}
     verdict = Verdict(
-        "C4", "refuted", -math.inf, "drop = -inf", "Δ rises", {"readings": {"note": {"drop": -math.inf}}, "ratio": np.array([1.5, math.nan])},
-        statistic=0.25, threshold=0.5, ci95=(0.1, math.inf), fragile=True,
-    )  # fmt: skip
+        "C4", "refuted", -math.inf, "drop = -inf", "Δ rises", evidence, statistic=0.25, threshold=0.5, ci95=(0.1, math.inf), fragile=True
+    )
     examples = (Example(0.7, "refuted", "refuted", -0.2, "drop -0.2", {"layer": 3}),)
     return ClaimOutcome.measured(verdict, "holds", nodeid="claims/x.py::test_C4_x", model="m", layer=5, factor=0.5, examples=examples)
 
@@ -189,7 +189,11 @@ def test_updating_keeps_comments_reasons_other_layers_and_the_mode(tmp_path):
     path = tmp_path / "e.toml"
     path.write_text(BASE)
     os.chmod(path, 0o664)
-    new = {"C1": Expectation("holds", "measured: x"), "C3": Expectation("holds", "measured: grows"), "C5": Expectation("refuted", "measured: y")}
+    new = {
+        "C1": Expectation("holds", "measured: x"),
+        "C3": Expectation("holds", "measured: grows"),
+        "C5": Expectation("refuted", "measured: y"),
+    }
     write_expectations(path, "minilm", 4, new)
     write_expectations(path, "minilm", 2, {"C1": Expectation("holds", "measured: x"), "C5": Expectation("refuted", "measured: y")})
     text = path.read_text()

@@ -23,7 +23,6 @@ from matplotlib import rc_context
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-
 _RC = {
     "svg.fonttype": "none",
     "font.family": "DejaVu Sans",

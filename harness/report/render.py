@@ -103,7 +103,9 @@ def _claim_view(claim: dict) -> dict:
         if isinstance(i.get("evidence"), dict) and "prompt_ratio" in i["evidence"]
     ]
     if lengths:
-        figure("First-token ratio against prompt length", lambda: plots.first_token_by_length(lengths, key=f"{cid}-length", threshold=ratio))
+        figure(
+            "First-token ratio against prompt length", lambda: plots.first_token_by_length(lengths, key=f"{cid}-length", threshold=ratio)
+        )
     norms = _token_norm_table(items)
     if norms:
         tables.append(norms)
@@ -193,7 +195,9 @@ def _profile_table(label: str, prof: dict) -> dict:
 
 def _token_norm_table(items: list[dict]) -> dict | None:
     """C5's explanation (§3.2): the first token's clean norm against the other tokens', per site."""
-    norms = next((i["evidence"]["token_norms"] for i in items if isinstance(i.get("evidence"), dict) and "token_norms" in i["evidence"]), None)
+    norms = next(
+        (i["evidence"]["token_norms"] for i in items if isinstance(i.get("evidence"), dict) and "token_norms" in i["evidence"]), None
+    )
     if not isinstance(norms, dict):
         return None
     rows = []

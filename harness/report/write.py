@@ -32,14 +32,14 @@ def json_path_for(html_path: Path) -> Path:
 def check_report_path(html_path: Path, label: str = "") -> None:
     """Raise InputError unless the pair can be written there: a .html file name in a folder that can be made and written."""
     label = label or f"report path {str(html_path)!r}"
+    for path in (html_path, json_path_for(html_path)):
+        if path.is_dir():
+            raise InputError(f"{label}: {str(path)!r} is a directory: give a file path such as {str(path / 'claims.html')!r}.")
     if html_path.suffix != ".html":
         raise InputError(
             f"{label} does not end in .html: the page is written there and its JSON twin beside it with the same name "
             f"ending in .json, so give e.g. {str(html_path.with_suffix('.html'))!r}."
         )
-    for path in (html_path, json_path_for(html_path)):
-        if path.is_dir():
-            raise InputError(f"{label}: {str(path)!r} is a directory: give a file path such as {str(path / 'claims.html')!r}.")
     missing = [p for p in [html_path.parent, *html_path.parent.parents] if not p.exists()]
     try:  # make the folder and a file in it, then take away exactly what was made
         html_path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,17 +93,6 @@ def write_document(doc: dict, html_path: Path) -> tuple[Path, Path]:
         for name in [*temporary.values(), *(k for k in kept.values() if k)]:
             Path(name).unlink(missing_ok=True)
     return html_path, json_path
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Replace `path` with `text` (UTF-8) in one step: a temporary file in the same folder, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary(path, text)
-    try:
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _temporary(path: Path, text: str) -> str:
