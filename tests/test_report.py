@@ -287,3 +287,38 @@ def test_written_report_for_readers(sample, written):
     assert sum(len(c["items"]) for c in doc["claims"]) == len(outcomes)
     assert json_path == Path(str(html_path)[: -len(".html")] + ".json")
     assert f"Claim report: {info['model']}" in html_path.read_text()
+
+
+def test_c5_shows_the_first_tokens_norm_against_the_others_per_site(sample, written):
+    outcomes, _ = sample
+    c5 = next(o for o in outcomes if o.claim == "C5" and o.source == "note")
+    norms = c5.evidence["token_norms"]
+    prof = c5.evidence["profile"]
+    assert norms["first_token_norm"] == prof["first_token_norm"] and norms["other_token_norm"] == prof["other_token_norm"]
+    doc = json.loads(written[1].read_text())
+    item = next(i for c in doc["claims"] if c["claim"] == "C5" for i in c["items"] if i.get("source") == "note")
+    assert item["evidence"]["token_norms"] == norms  # in the JSON
+    section = next(s for s in parse(written[0].read_text()).find_all("section", class_="claim") if s.attrs["data-claim"] == "C5")
+    table = next(t for t in section.find_all("table", class_="numbers") if "First token's norm" in t.text)
+    rows = [[td.text for td in tr.find_all("td")] for tr in table.find_all("tr")[1:]]
+    assert [r[0] for r in rows] == norms["sites"]
+    assert [r[1] for r in rows] == [fmt(v) for v in norms["first_token_norm"]]
+    assert [r[2] for r in rows] == [fmt(v) for v in norms["other_token_norm"]]
+    assert [r[3] for r in rows] == [fmt(f / o) for f, o in zip(norms["first_token_norm"], norms["other_token_norm"], strict=True)]
+
+
+def test_a_long_corpus_is_capped_on_the_page_and_whole_in_the_json(sample, tmp_path):
+    from harness.report.render import SHOWN_VALUES
+
+    outcomes, info = sample
+    many = [f"prompt number {n}" for n in range(10_000)]
+    c5 = next(o for o in outcomes if o.claim == "C5" and o.source == "note")
+    long = dataclasses.replace(c5, evidence={**c5.evidence, "prompt_lengths": [5] * 10_000, "prompt_ratio": [1.0] * 10_000})
+    html_path, json_path = write_report([long], {**info, "prompt_texts": many, "n_prompts": len(many)}, tmp_path / "r.html")
+    html = html_path.read_text()
+    tree = Tree(html)
+    assert len(tree.root.find_all("ol", class_="prompts")[0].find_all("li")) == SHOWN_VALUES
+    assert "and 9950 more, in the JSON twin" in html and "(10000 values; all in the JSON twin)" in html
+    assert len(html) < 2_000_000
+    doc = json.loads(json_path.read_text())
+    assert len(doc["run"]["prompt_texts"]) == 10_000 and len(doc["claims"][5]["items"][0]["evidence"]["prompt_ratio"]) == 10_000

@@ -228,3 +228,84 @@ def test_a_malformed_expectations_file_names_the_offending_key(tmp_path, text, m
 def test_every_claim_in_the_shipped_file_is_known():
     table = read_table(Path(__file__).resolve().parent.parent / "claims" / "expectations.toml")
     assert set(table["minilm"]) <= set(CLAIMS)
+
+
+# ---------------------------------------------------------------------------------------------
+# The CLI does what its help says
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    from harness.subjects import load_subject
+
+    return load_subject("minilm", device="cpu")
+
+
+def test_cli_passes_factor_batch_and_records_the_settings(minilm, monkeypatch, capsys):
+    import harness
+
+    seen = {}
+    real = harness.profile
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(harness, "profile", spy)
+    monkeypatch.setattr(cli, "load_subject_for", lambda s: minilm)
+    argv = ["profile", "--model", "minilm", "--prompt", "The cat sat on the mat.", "--factor", "0.5", "--factor", "1.5", "--factor", "2"]
+    assert cli.main([*argv, "--factor-batch", "3", "--reuse-prefix", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert seen["factor_batch"] == 3 and seen["reuse_prefix"] is True
+    assert out["factor_batch"] == 3 and out["reuse_prefix"] is True and out["include_first_token"] is False
+    assert out["settings"] == {**Settings().as_dict(), "model": "minilm", "factors": [0.5, 1.5, 2.0], "factor_batch": 3, "reuse_prefix": True}
+    assert cli.main(argv) == 0 and seen["factor_batch"] == 1 and seen["reuse_prefix"] is False  # the defaults, from Settings
+
+
+def test_include_first_token_changes_the_tables_numbers(minilm, monkeypatch, capsys):
+    from harness import profile
+
+    monkeypatch.setattr(cli, "load_subject_for", lambda s: minilm)
+    argv = ["profile", "--model", "minilm", "--prompt", "The cat sat on the mat.", "--factor", "0.5"]
+    prof = profile(minilm, ["The cat sat on the mat."], 2, [0.5])
+    for extra, delta in (([], prof.delta), (["--include-first-token"], prof.delta_all_tokens)):
+        assert cli.main(argv + extra) == 0
+        rows = capsys.readouterr().out.splitlines()[4:]
+        shown = [float(row.split("|")[1].split()[0]) for row in rows]
+        assert shown == pytest.approx(delta[0].tolist(), rel=1e-3, abs=1e-12)
+    assert not np.allclose(prof.delta[0, 3:], prof.delta_all_tokens[0, 3:])  # the two readings differ, so the test can fail
+
+
+# ---------------------------------------------------------------------------------------------
+# The Hypothesis record takes each example's own verdict
+
+
+class _Node:
+    nodeid = "claims/test_c4.py::test_C4_drawn"
+
+    def __init__(self) -> None:
+        self.user_properties: list[tuple[str, str]] = []
+
+
+def test_the_hypothesis_record_shows_the_off_example_with_its_own_verdict():
+    from harness.checks import ClaimCheck
+
+    check = ClaimCheck(_Node(), "C4", Expectation("holds", "the note"), Settings(model="m"))
+    verdicts = [
+        Verdict("C4", "holds", 0.3, "drop 0.3", "first: drops", {"n": 1}),
+        Verdict("C4", "refuted", -0.1, "drop -0.1", "second: rises", {"n": 2}),
+        Verdict("C4", "holds", 0.2, "drop 0.2", "third: drops", {"n": 3}),
+    ]
+
+    def run() -> None:
+        for n, verdict in enumerate(verdicts):
+            try:
+                check.example(verdict, 0.5 + n / 10)
+            except BaseException:  # the refuted example fails the test; Hypothesis would go on to the others here
+                pass
+
+    check.hypothesis(run)
+    record = ClaimOutcome.from_json(check.node.user_properties[-1][1])
+    assert record.verdict == "refuted" and record.reason == "second: rises" and record.evidence["n"] == 2  # not the last one run
+    assert record.margin == -0.1 and [e.factor for e in record.examples] == [0.5, 0.6, 0.7]
+    assert [e.status for e in record.examples] == ["holds", "refuted", "holds"]
