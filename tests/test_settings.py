@@ -258,7 +258,8 @@ def test_cli_passes_factor_batch_and_records_the_settings(minilm, monkeypatch, c
     out = json.loads(capsys.readouterr().out)
     assert seen["factor_batch"] == 3 and seen["reuse_prefix"] is True
     assert out["factor_batch"] == 3 and out["reuse_prefix"] is True and out["include_first_token"] is False
-    assert out["settings"] == {**Settings().as_dict(), "model": "minilm", "factors": [0.5, 1.5, 2.0], "factor_batch": 3, "reuse_prefix": True}
+    expected = {**Settings().as_dict(), "model": "minilm", "factors": [0.5, 1.5, 2.0], "factor_batch": 3, "reuse_prefix": True}
+    assert out["settings"] == expected
     assert cli.main(argv) == 0 and seen["factor_batch"] == 1 and seen["reuse_prefix"] is False  # the defaults, from Settings
 
 
