@@ -19,8 +19,8 @@ import re
 import stat
 import tempfile
 import tomllib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import InputError
@@ -41,7 +41,7 @@ _LAYER_KEY = re.compile(r"^layer-(\d+)$")
 class Expectation:
     verdict: str
     reason: str
-    where: str = "the note"  # the section it was read from: "[minilm]", "[minilm.layer-4]" or "the note"
+    where: str = field(default="the note", compare=False)  # the section read: "[minilm]", "[minilm.layer-4]", "the note"
 
 
 def layer_key(layer: int) -> str | None:
@@ -66,24 +66,28 @@ def load_expectations(path: Path, model: str, layer: int = NOTE_LAYER) -> dict[s
     return out
 
 
-def summarize(outcomes: Iterable[object]) -> dict[str, Expectation]:
-    """One expectation per claim from a run's outcomes (harness.outcome.ClaimOutcome): holds only if every test held."""
-    by_claim: dict[str, list] = {}
-    for outcome in outcomes:
-        by_claim.setdefault(outcome.claim, []).append(outcome)
+def summarize(outcomes: Iterable[object] | Mapping[str, Iterable[object]]) -> dict[str, Expectation]:
+    """One expectation per claim from a run's outcomes (harness.outcome.ClaimOutcome records, or
+    claim -> outcome dicts with verdict and reason): holds only if every test of it held."""
+    if isinstance(outcomes, Mapping):
+        groups = {claim: list(items) for claim, items in outcomes.items()}
+    else:
+        groups = {}
+        for outcome in outcomes:
+            groups.setdefault(outcome.claim, []).append(outcome)
     out = {}
-    for claim, items in sorted(by_claim.items()):
-        verdicts = {o.verdict for o in items}
+    for claim, items in sorted(groups.items()):
+        verdicts = {_field(o, "verdict") for o in items}
         if verdicts == {NOT_APPLICABLE}:
             verdict = NOT_APPLICABLE
         else:
             verdict = HOLDS if verdicts <= {HOLDS, NOT_APPLICABLE} else REFUTED
-        example = next(o for o in items if o.verdict == verdict)
-        out[claim] = Expectation(verdict, example.reason if verdict == NOT_APPLICABLE else f"measured: {example.reason}")
+        reason = _field(next(o for o in items if _field(o, "verdict") == verdict), "reason")
+        out[claim] = Expectation(verdict, reason if verdict == NOT_APPLICABLE else f"measured: {reason}")
     return out
 
 
-def write_expectations(path: Path, model: str, layer: int, expectations: dict[str, Expectation]) -> None:
+def write_expectations(path: Path, model: str, expectations: dict[str, Expectation], *, layer: int = NOTE_LAYER) -> None:
     """Update the entries of `model` at `layer` for the claims given; see the module docstring.
 
     Written to a temporary file beside `path` and moved over it, so a reader never sees half a file.
@@ -174,6 +178,10 @@ def _claim_entry(path: Path, where: str, claim: str, entry: object) -> None:
     verdict = entry.get("verdict") if isinstance(entry, dict) else entry
     if verdict not in VERDICTS:
         raise InputError(f"{path}: [{where}] {claim} expects {verdict!r}; allowed: {', '.join(VERDICTS)}.")
+
+
+def _field(outcome: object, name: str) -> str:
+    return str(outcome[name] if isinstance(outcome, Mapping) else getattr(outcome, name))
 
 
 def _entry(entry: object) -> tuple[str, str]:

@@ -122,7 +122,7 @@ def pytest_claim_outcomes(config: pytest.Config, outcomes: list, complete: bool,
         return
     summary = summarize(outcomes)
     try:
-        write_expectations(path, settings.model, settings.layer, summary)
+        write_expectations(path, settings.model, summary, layer=settings.layer)
     except (HarnessError, OSError) as exc:
         say(f"harness: expectations NOT updated ({path} unchanged): {exc}", red=True)
         return

@@ -121,8 +121,10 @@ def _prompts_file(text: str) -> Path:
     path = Path(text).expanduser()
     if path.is_dir():
         raise ValueError("is a directory: give a text file with one prompt per line")
+    if not path.exists():
+        raise ValueError("does not exist: give a text file with one prompt per line")
     if not path.is_file():
-        raise ValueError("is not a file: give a text file with one prompt per line")
+        raise ValueError("is not a regular file: give a text file with one prompt per line")
     if not os.access(path, os.R_OK):
         raise ValueError("cannot be read: check its permissions")
     return path

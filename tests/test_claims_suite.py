@@ -41,7 +41,7 @@ def prompts(tmp_path: Path) -> Path:
         (["--model", "minilm", "--layer", "9"], "layer 9 is outside minilm's blocks"),
         (["--model", "minilm", "--layer", "two"], "--layer 'two' is not an integer"),
         (["--model", "minilm", "--dtype", "int4"], "dtype 'int4' is not supported"),
-        (["--model", "minilm", "--prompts", "/no/such/file"], "--prompts '/no/such/file' is not a file"),
+        (["--model", "minilm", "--prompts", "/no/such/file"], "--prompts '/no/such/file' does not exist"),
         (["--model", "minilm", "--expectations", "/no/such.toml"], "--expectations '/no/such.toml' does not exist"),
     ],
 )
