@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness import CleanPass, profile
 from harness.checks import drawn_factors, note_factors
 from harness.judgement import judge_c0
-from harness.profile import CleanPass, profile
+
+pytestmark = pytest.mark.claim("C0")
 
 C0_PROMPTS = 8
 
@@ -25,27 +27,24 @@ def c0_profiles(subject, prompts, settings):
     def run(layer, factors):
         key = (layer, tuple(factors))
         if key not in cache:
-            cache[key] = profile(subject, None, layer, factors, clean=clean, memory_budget_mb=settings.memory_budget_mb)
+            cache[key] = profile(
+                subject, None, layer, factors, clean=clean, memory_budget_mb=settings.memory_budget_mb, factor_batch=settings.factor_batch
+            )
         return cache[key]
 
     return run
 
 
-@pytest.mark.claim("C0")
 @pytest.mark.parametrize("factor", note_factors())
 def test_C0_causality_across_depth(factor, subject, c0_profiles, claim_check, settings):
-    claim_check.applicable("C0")
     profiles = {layer: c0_profiles(layer, (factor,)) for layer in range(subject.n_blocks)}
-    claim_check.note("C0", judge_c0(profiles, dtype=settings.dtype), factor=factor, profile=None)
+    claim_check.note(judge_c0(profiles, dtype=settings.dtype), factor=factor, profile=None)
 
 
-@pytest.mark.claim("C0")
 def test_C0_causality_across_depth_drawn(subject, c0_profiles, claim_check, settings):
-    claim_check.applicable("C0")
-
     @given(layer=st.integers(min_value=0, max_value=subject.n_blocks - 1), factor=drawn_factors())
     def run(layer, factor):
         verdict = judge_c0({layer: c0_profiles(layer, (factor,))}, dtype=settings.dtype)
-        claim_check.example("C0", verdict, factor, layer=layer)
+        claim_check.example(verdict, factor, layer=layer)
 
-    claim_check.hypothesis("C0", run)
+    claim_check.hypothesis(run)

@@ -9,21 +9,18 @@ from hypothesis import given
 from harness.checks import drawn_factors, note_factors
 from harness.judgement import judge_c1
 
+pytestmark = pytest.mark.claim("C1")
 
-@pytest.mark.claim("C1")
+
 @pytest.mark.parametrize("factor", note_factors())
 def test_C1_no_change_before_layer(factor, measure, claim_check, settings):
-    claim_check.applicable("C1")
     prof = measure(factor)
-    claim_check.note("C1", judge_c1(prof, dtype=settings.dtype), factor=factor, profile=prof)
+    claim_check.note(judge_c1(prof, dtype=settings.dtype), factor=factor, profile=prof)
 
 
-@pytest.mark.claim("C1")
 def test_C1_no_change_before_layer_drawn(measure, claim_check, settings):
-    claim_check.applicable("C1")
-
     @given(factor=drawn_factors(keep_band=False))
     def run(factor):
-        claim_check.example("C1", judge_c1(measure(factor), dtype=settings.dtype), factor)
+        claim_check.example(judge_c1(measure(factor), dtype=settings.dtype), factor)
 
-    claim_check.hypothesis("C1", run)
+    claim_check.hypothesis(run)

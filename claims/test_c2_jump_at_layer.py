@@ -9,21 +9,18 @@ from hypothesis import given
 from harness.checks import drawn_factors, note_factors
 from harness.judgement import judge_c2
 
+pytestmark = pytest.mark.claim("C2")
 
-@pytest.mark.claim("C2")
+
 @pytest.mark.parametrize("factor", note_factors())
 def test_C2_jump_at_layer(factor, measure, claim_check):
-    claim_check.applicable("C2")
     prof = measure(factor)
-    claim_check.note("C2", judge_c2(prof), factor=factor, profile=prof)
+    claim_check.note(judge_c2(prof), factor=factor, profile=prof)
 
 
-@pytest.mark.claim("C2")
 def test_C2_jump_at_layer_drawn(measure, claim_check):
-    claim_check.applicable("C2")
-
     @given(factor=drawn_factors())
     def run(factor):
-        claim_check.example("C2", judge_c2(measure(factor)), factor)
+        claim_check.example(judge_c2(measure(factor)), factor)
 
-    claim_check.hypothesis("C2", run)
+    claim_check.hypothesis(run)

@@ -1,5 +1,6 @@
 """C4 (§3.3, §4): at the last site before the unembedding Δ drops slightly.
 
+Not applicable when the scaled block is the last one: nothing before the final site moved.
 Factors within FACTOR_BAND of 1 are left out of the drawn ones: the claim is about a visible change.
 """
 
@@ -10,20 +11,28 @@ from harness.checks import drawn_factors, note_factors
 from harness.judgement import judge_c4
 
 
-@pytest.mark.claim("C4")
+def drop_after_layer(subject, layer):
+    """C4 compares the final site with block N−2, which must come at or after the scaled block."""
+    if layer <= subject.n_blocks - 2:
+        return None
+    return (
+        f"the drop is read from block {subject.n_blocks - 2} to the final site, and block {subject.n_blocks - 2} comes "
+        f"before the scaled block {layer} (Δ = 0 there): give a layer of at most {subject.n_blocks - 2}"
+    )
+
+
+pytestmark = pytest.mark.claim("C4", applies=drop_after_layer)
+
+
 @pytest.mark.parametrize("factor", note_factors())
 def test_C4_drop_at_final_block(factor, measure, claim_check):
-    claim_check.applicable("C4")
     prof = measure(factor)
-    claim_check.note("C4", judge_c4(prof), factor=factor, profile=prof)
+    claim_check.note(judge_c4(prof), factor=factor, profile=prof)
 
 
-@pytest.mark.claim("C4")
 def test_C4_drop_at_final_block_drawn(measure, claim_check):
-    claim_check.applicable("C4")
-
     @given(factor=drawn_factors())
     def run(factor):
-        claim_check.example("C4", judge_c4(measure(factor)), factor)
+        claim_check.example(judge_c4(measure(factor)), factor)
 
-    claim_check.hypothesis("C4", run)
+    claim_check.hypothesis(run)

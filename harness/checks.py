@@ -1,136 +1,131 @@
-"""Claim checks: turn a Verdict into a test result and a report record.
+"""Claim checks: turn a Verdict into a test result and a claim outcome record.
+
+    pytestmark = pytest.mark.claim("C3", applies=growth_steps)     # the claim id, once per module
 
     def test_C3_growth_after_intervention(factor, measure, claim_check):
         prof = measure(factor)
-        claim_check.note("C3", judge_c3(prof), factor=factor, profile=prof)
+        claim_check.note(judge_c3(prof), factor=factor, profile=prof)
 
-`note` records the outcome on the test item (as a JSON string in `user_properties`, so it travels
-under pytest-xdist) and then fails the test when the verdict differs from the model's
-expectation, in either direction; an expected `not-applicable` skips. `hypothesis` does the same
-for a property test over drawn factors, recording every example tried.
+The `claim_check` fixture (harness.plugin) reads the claim id from the `claim` marker and skips,
+recording why, a claim that is not applicable: expected so on this model, or whose sites do not
+exist at this layer (the marker's `applies(subject, layer) -> reason | None`). `note` attaches the
+outcome (harness.outcome.ClaimOutcome) to the test item and then fails the test when the verdict
+differs from the expectation, in either direction. `hypothesis` does the same for a property test
+over drawn factors, keeping every example tried with its own verdict.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import pytest
 
 from harness.expectations import Expectation
-from harness.judgement import CLAIMS, HOLDS, NOT_APPLICABLE, THRESHOLDS, Verdict
-from harness.profile import Profile
+from harness.judgement import HOLDS, NOT_APPLICABLE, Verdict
+from harness.outcome import PROPERTY, ClaimOutcome, Example, status_of
 from harness.settings import Settings
 
-STATUS = {  # (measured verdict, expected verdict) -> what the report calls it
-    (HOLDS, HOLDS): "holds",
-    ("refuted", "refuted"): "refuted as expected",
-    (HOLDS, "refuted"): "unexpected pass",
-    ("refuted", HOLDS): "refuted",
-}
+Applies = Callable[[object, int], str | None]  # (subject, layer) -> why the claim does not apply, or None
 
 
 @dataclass
 class ClaimCheck:
     node: pytest.Item
-    expectations: dict[str, Expectation]
+    claim: str
+    expectation: Expectation
     settings: Settings
-    examples: list[dict] = field(default_factory=list)  # Hypothesis examples tried, for the record
-    last: Verdict | None = None  # the latest example's verdict
+    tried: list[tuple[Example, Verdict]] = field(default_factory=list)  # Hypothesis examples, each with its own verdict
 
-    def applicable(self, claim: str) -> None:
-        """Skip (and record) a claim whose expectation on this model is not-applicable."""
-        expected = self.expectations[claim]
-        if expected.verdict == NOT_APPLICABLE:
-            self._record(claim, Verdict(claim, NOT_APPLICABLE, 0.0, "", expected.reason), "note", None, None)
-            pytest.skip(f"{claim} is not applicable to {self.settings.model}: {expected.reason}")
+    def skip_unless_applicable(self, subject: object, applies: Applies | None) -> None:
+        """Record and skip when the claim is not applicable: by its expectation, or at this layer."""
+        why = applies(subject, self.settings.layer) if applies is not None else None
+        if why is None and self.expectation.verdict != NOT_APPLICABLE:
+            return
+        reason = why or self.expectation.reason
+        verdict = Verdict(self.claim, NOT_APPLICABLE, 0.0, "", reason)
+        self._record(verdict, "applicability", None, expected=NOT_APPLICABLE if why else self.expectation.verdict)
+        where = f" at layer {self.settings.layer}" if why else ""
+        pytest.skip(f"{self.claim} is not applicable to {self.settings.model}{where}: {reason}")
 
-    def note(self, claim: str, verdict: Verdict, *, factor: float | None, profile: Profile | None) -> None:
-        """Record and assert one verdict at one of the note's factors."""
-        self._record(claim, verdict, "note", factor, profile)
-        self._assert(claim, verdict, f"factor {factor}")
+    def note(self, verdict: Verdict, *, factor: float | None, profile: object | None, evidence: Mapping[str, object] | None = None) -> None:
+        """Record and assert one verdict at one of the note's factors; `evidence` adds to the verdict's."""
+        extra = dict(evidence or {})
+        if profile is not None:
+            extra["profile"] = profile.to_dict()
+        self._record(verdict, "note", factor, evidence=extra)
+        self._assert(verdict, f"factor {factor}")
 
-    def example(self, claim: str, verdict: Verdict, factor: float, **params: object) -> None:
-        """One Hypothesis example: remembered for the record, asserted against the expectation."""
-        expected = self.expectations[claim].verdict
-        self.examples.append(
-            {
-                "factor": factor,
-                **params,
-                "verdict": verdict.verdict,
-                "status": STATUS.get((verdict.verdict, expected), verdict.verdict),
-                "margin": verdict.margin,
-                "margin_text": verdict.margin_text,
-            }
-        )
-        self.last = verdict
-        self._assert(claim, verdict, f"factor {factor}" + "".join(f", {k} {v}" for k, v in params.items()))
+    def example(self, verdict: Verdict, factor: float, **params: object) -> None:
+        """One Hypothesis example: kept with its own verdict, asserted against the expectation."""
+        status = status_of(verdict.verdict, self.expectation.verdict)
+        self.tried.append((Example(factor, verdict.verdict, status, verdict.margin, verdict.margin_text, params), verdict))
+        self._assert(verdict, f"factor {factor}" + "".join(f", {k} {v}" for k, v in params.items()))
 
-    def hypothesis(self, claim: str, run: Callable[[], None]) -> None:
-        """Run a @given-wrapped function, then record every example tried (also when one failed)."""
+    def hypothesis(self, run: Callable[[], None]) -> None:
+        """Run a @given-wrapped function, then record every example tried (also when one failed).
+
+        The record shows the first example off its expectation, else the one closest to its
+        threshold (least margin), with that example's own verdict, reason and evidence.
+        """
         try:
             run()
         finally:
-            failed = [e for e in self.examples if e["verdict"] != self.expectations[claim].verdict]
-            shown = failed[0] if failed else (self.examples[-1] if self.examples else None)
-            verdict = self.last
-            if shown is not None and verdict is not None:
+            if self.tried:
+                off = [(e, v) for e, v in self.tried if v.verdict != self.expectation.verdict]
+                _, own = off[0] if off else min(self.tried, key=lambda t: t[1].margin if t[1].margin is not None else float("inf"))
+                margins = [v.margin for _, v in self.tried if v.margin is not None]
                 summary = Verdict(
-                    claim,
-                    shown["verdict"],
-                    min((e["margin"] for e in self.examples if e["margin"] is not None), default=0.0),
-                    f"{len(self.examples)} drawn factors; " + ("first off expectation: " if failed else "last: ") + shown["margin_text"],
-                    verdict.reason,
-                    verdict.evidence,
+                    self.claim,
+                    own.verdict,
+                    min(margins, default=0.0),
+                    f"{len(self.tried)} drawn examples; " + ("first off expectation: " if off else "closest: ") + own.margin_text,
+                    own.reason,
+                    own.evidence,
+                    own.statistic,
+                    own.threshold,
+                    own.ci95,
+                    own.fragile,
                 )
-                self._record(claim, summary, "hypothesis", None, None)
+                self._record(summary, "hypothesis", None, examples=tuple(e for e, _ in self.tried))
 
     # -----------------------------------------------------------------------------------------
 
-    def _assert(self, claim: str, verdict: Verdict, where: str) -> None:
-        expected = self.expectations[claim]
+    def _assert(self, verdict: Verdict, where: str) -> None:
+        expected = self.expectation
         if verdict.verdict != expected.verdict:
             word = "unexpected pass" if verdict.verdict == HOLDS else "refuted"
             pytest.fail(
-                f"{claim} {word} on {self.settings.model} at {where}: measured {verdict.verdict!r}, expected "
-                f"{expected.verdict!r} ({expected.reason}).\n  why: {verdict.reason}\n  margin: {verdict.margin_text}",
+                f"{self.claim} {word} on {self.settings.model} at {where}: measured {verdict.verdict!r}, expected "
+                f"{expected.verdict!r} ({expected.where}: {expected.reason}).\n  why: {verdict.reason}\n  margin: {verdict.margin_text}",
                 pytrace=False,
             )
 
-    def _record(self, claim: str, verdict: Verdict, source: str, factor: float | None, profile: Profile | None) -> None:
-        meta = CLAIMS[claim]
-        expected = self.expectations[claim]
-        evidence = dict(verdict.evidence)
-        if profile is not None:
-            evidence["profile"] = profile.to_dict()
-        outcome = {
-            "claim": claim,
-            "section": meta.section,
-            "title": meta.title,
-            "statement": meta.statement,
-            "test": meta.test,
-            "nodeid": self.node.nodeid,
-            "model": self.settings.model,
-            "layer": self.settings.layer,
-            "source": source,
-            "factor": factor,
-            "verdict": verdict.verdict,
-            "expected": expected.verdict,
-            "expectation_reason": expected.reason,
-            "status": "not applicable" if verdict.verdict == NOT_APPLICABLE else STATUS[(verdict.verdict, expected.verdict)],
-            "margin": verdict.margin,
-            "margin_text": verdict.margin_text,
-            "reason": verdict.reason,
-            "thresholds": THRESHOLDS,
-            "evidence": evidence,
-            "examples": list(self.examples),
-        }
-        try:
-            text = json.dumps(outcome, allow_nan=False, ensure_ascii=False)
-        except (TypeError, ValueError) as exc:  # fail loudly: the report must never lose evidence silently
-            raise TypeError(f"{claim}: the outcome of {self.node.nodeid} cannot travel as JSON ({exc}); fix the evidence") from exc
-        self.node.user_properties.append(("claim_outcome", text))
+    def _record(
+        self,
+        verdict: Verdict,
+        source: str,
+        factor: float | None,
+        *,
+        expected: str | None = None,
+        evidence: Mapping[str, object] | None = None,
+        examples: tuple[Example, ...] = (),
+    ) -> None:
+        if verdict.claim != self.claim:
+            raise ValueError(f"{self.node.nodeid} is marked claim({self.claim!r}) but judged {verdict.claim}: mark it with its claim")
+        outcome = ClaimOutcome.measured(
+            verdict,
+            expected or self.expectation.verdict,
+            expectation_reason=self.expectation.reason,
+            nodeid=self.node.nodeid,
+            model=self.settings.model,
+            layer=self.settings.layer,
+            source=source,
+            factor=factor,
+            evidence=evidence,
+            examples=examples,
+        )
+        self.node.user_properties.append((PROPERTY, outcome.to_json()))
 
 
 def note_factors() -> list[float]:
@@ -149,3 +144,12 @@ def drawn_factors(keep_band: bool = True):
 
     factors = st.floats(min_value=0.5, max_value=1.5, allow_nan=False, allow_infinity=False)
     return factors.filter(lambda s: abs(1.0 - s) >= FACTOR_BAND) if keep_band else factors
+
+
+def token_norms(prof: object) -> dict[str, object]:
+    """C5's explanation (§3.2) as evidence: the first token's clean norm against the other tokens', per site."""
+    return {
+        "sites": list(prof.sites),
+        "first_token_norm": [float(v) for v in prof.first_token_norm],
+        "other_token_norm": [float(v) for v in prof.other_token_norm],
+    }

@@ -1,10 +1,11 @@
 """Command line: `python -m harness profile ...` prints Δ per site as a table or as JSON.
 
     python -m harness profile --model minilm --layer 2 --factor 0.5 --factor 1.5 --prompt "The cat sat."
-    python -m harness profile --model random-gpt2 --prompts claims/prompts.txt --json
+    python -m harness profile --model random-gpt2 --prompts claims/prompts.txt --factor-batch 3 --json
 
-Flags carry the names of `harness.settings.Settings`. Bad input prints one line naming the value
-and what is allowed, and exits 2; no traceback.
+The measurement flags are made from `harness.settings.Settings` (one per field, same name, help
+and default). Bad input prints one line naming the value, the flag and what is allowed, and exits
+2; no traceback. A value that starts with '-' (`--factor -0.5`, `--factor -inf`) is a value.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from harness.errors import HarnessError, InputError
-from harness.settings import NOTE_FACTORS, NOTE_LAYER, Settings, check_factor
+from harness.settings import CLI, Settings, load_subject_for, options
+
+# Flags of the command itself (output shape), not settings of the measurement.
+OUTPUT_FLAGS = ("--prompt", "--per-prompt", "--json")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(values_kept(list(sys.argv[1:] if argv is None else argv), parser))
     try:
         return args.run(args)
     except HarnessError as exc:
@@ -29,99 +32,145 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="python -m harness", description=__doc__.split("\n")[0], allow_abbrev=False)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     prof = commands.add_parser("profile", help="Δ at every site for each factor", description="Scale one block's output; print Δ per site.")
-    prof.add_argument("--model", default=Settings.model, help="gpt2 (default), minilm, random-gpt2, a Hub id or a local directory")
-    prof.add_argument("--layer", type=_integer("layer"), default=NOTE_LAYER, help=f"block whose output is scaled (default {NOTE_LAYER})")
-    prof.add_argument(
-        "--factor", type=_factor, action="append", help=f"scaling factor, repeatable (default {' '.join(map(str, NOTE_FACTORS))})"
-    )
+    prof.allow_abbrev = False
+    for option in options():
+        if CLI not in option.where:
+            continue
+        if option.switch:
+            prof.add_argument(option.flag, dest=option.name, action="store_true", default=None, help=option.help_text())
+        else:
+            action = "append" if option.repeat else "store"
+            prof.add_argument(option.flag, dest=option.name, action=action, default=None, help=option.help_text())
     prof.add_argument("--prompt", action="append", default=[], help="a prompt, repeatable")
-    prof.add_argument("--prompts", type=Path, help="a text file, one prompt per line ('#' lines are comments)")
-    prof.add_argument(
-        "--include-first-token", action="store_true", help="the table's Δ counts the first token (the note excludes it, §3.2)"
-    )
-    prof.add_argument("--device", default=Settings.device, help="auto (CUDA when present), cpu, cuda, cuda:N")
-    prof.add_argument("--dtype", default=Settings.dtype, help="float32 (default), bfloat16, float16")
-    prof.add_argument(
-        "--factor-batch",
-        type=_integer("factor-batch"),
-        default=1,
-        help="factors stacked per forward (default 1: every forward has the clean pass's shapes, so Δ before the layer is "
-        "bit-exact 0 as in the note's loop; larger is faster on GPUs, with float32 rounding of ~1e-7 relative there)",
-    )
     prof.add_argument("--per-prompt", action="store_true", help="with --json: add per-prompt Δ")
     prof.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     prof.set_defaults(run=_profile)
     return parser
 
 
-def _profile(args: argparse.Namespace) -> int:
-    from harness.profile import profile
-    from harness.prompts import read_prompts
-    from harness.subjects import load_subject
+def values_kept(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """`--factor -inf` as `--factor=-inf`: argparse reads any '-word' after a flag as another flag."""
+    flags, takes_value = set(), set()
+    for sub in _subparsers(parser):
+        for action in sub._actions:
+            flags.update(action.option_strings)
+            if action.nargs is None:  # store / append: one value
+                takes_value.update(action.option_strings)
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in takes_value and i + 1 < len(argv) and argv[i + 1].startswith("-") and argv[i + 1].split("=")[0] not in flags:
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
 
-    settings = Settings(
-        model=args.model,
-        device=args.device,
-        dtype=args.dtype,
-        layer=args.layer,
-        factors=tuple(args.factor or NOTE_FACTORS),
-        prompts=args.prompts,
-        include_first_token=args.include_first_token,
-    ).validated()
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _subparsers(sub)
+    return found
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The Settings a parsed command line gives; errors name the flag and the value."""
+    given = {o.name: (getattr(args, o.name), o.flag) for o in options() if CLI in o.where and getattr(args, o.name) is not None}
+    return Settings.from_text(given)
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from harness import profile
+    from harness.prompts import read_prompts, tokenize
+
+    settings = settings_from(args)
     prompts = list(args.prompt)
     if settings.prompts is not None:
-        prompts += read_prompts(settings.prompts)
+        try:
+            prompts += read_prompts(settings.prompts)
+        except OSError as exc:  # a FIFO, a file that vanished, a permission change since the check
+            raise InputError(
+                f"--prompts {str(settings.prompts)!r} cannot be read ({exc.strerror or exc}): give a readable text file."
+            ) from exc
     if not prompts:
         raise InputError("no prompts given: pass --prompt TEXT (repeatable) or --prompts FILE.")
-    subject = load_subject(settings.model, device=settings.device, dtype=settings.dtype, seed=settings.seed)
+    subject = load_subject_for(settings)
+    tokens = tokenize(subject, prompts)
+    unknown = unknown_tokens(tokens)
+    if unknown:
+        print(
+            f"warning: {unknown} token(s) unknown to {subject.name}'s tokenizer in these prompts; they are measured as its unknown token",
+            file=sys.stderr,
+        )
     result = profile(
-        subject, prompts, settings.layer, settings.factors, per_prompt=args.per_prompt, memory_budget_mb=settings.memory_budget_mb
+        subject,
+        tokens,
+        settings.layer,
+        settings.factors,
+        per_prompt=args.per_prompt,
+        memory_budget_mb=settings.memory_budget_mb,
+        reuse_prefix=settings.reuse_prefix,
+        factor_batch=settings.factor_batch,
     )
     if args.json:
-        out = {**result.to_dict(), "device": str(subject.device), "dtype": settings.dtype, "n_prompts": len(prompts)}
+        out = {
+            **result.to_dict(),
+            "device": str(subject.device),
+            "dtype": str(subject.dtype).removeprefix("torch."),
+            "n_prompts": len(prompts),
+            "unknown_tokens": unknown,
+        }
+        out.update({k: v for k, v in settings.as_dict().items() if k not in out})  # factor_batch, reuse_prefix, ... flat
+        out["settings"] = settings.as_dict()
         print(json.dumps(out, allow_nan=False))
     else:
-        print(_table(result, subject.describe(), settings.include_first_token))
+        print(_table(result, subject.describe(), settings))
     return 0
 
 
-def _table(result, about: dict[str, object], include_first: bool) -> str:
-    """One row per site; per factor Δ and Δ/‖H‖ without and with the first token."""
+def unknown_tokens(tokens: object) -> int | None:
+    """How many tokens the tokenizer did not know (harness.prompts.Tokenized.unknown), None where not counted."""
+    counts = getattr(tokens, "unknown", None)
+    if counts is None:
+        return None
+    return int(sum(counts)) if isinstance(counts, tuple | list) else int(counts)
+
+
+def _table(result, about: dict[str, object], settings: Settings) -> str:
+    """One row per site; per factor Δ and Δ/‖H_clean‖, with or without the first token as the settings say."""
+    if settings.include_first_token:
+        delta, rel, which = (
+            result.delta_all_tokens,
+            result.relative_delta_all_tokens,
+            "every token, the first included (--include-first-token)",
+        )
+    else:
+        delta, rel, which = result.delta, result.relative_delta, "every token but the first (§3.2)"
     lines = [
         f"model {about['model']} ({about['revision']}), device {about['device']}, dtype {about['dtype']}, "
-        f"layer {result.layer} scaled, {len(result.prompt_lengths)} prompts",
-        "Δ = ‖H_clean − H_scaled‖_F over the selected tokens; rel = Δ / ‖H_clean‖"
-        + ("; the first token counted (--include-first-token)" if include_first else "; first token excluded"),
+        f"layer {result.layer} scaled, {len(result.prompt_lengths)} prompts, factor batch {settings.factor_batch or 'auto'}"
+        + (", prefix replayed" if settings.reuse_prefix else ""),
+        f"Δ = ‖H_clean − H_scaled‖_F over {which}; rel = Δ / ‖H_clean‖ over the same tokens",
     ]
     header = f"{'site':<12}"
     for factor in result.factors:
-        header += f" | {'s=' + format(factor, 'g'):>10} {'rel':>8} {'Δ(all)':>10} {'rel(all)':>8}"
+        header += f" | {'Δ s=' + format(factor, 'g'):>12} {'rel':>8}"
     lines += [header, "-" * len(header)]
-    rel, rel_all = result.relative_delta, result.relative_delta_all_tokens
     for s, site in enumerate(result.sites):
-        row = f"{site:<12}"
-        for f in range(len(result.factors)):
-            row += f" | {result.delta[f, s]:>10.4g} {rel[f, s]:>8.4f} {result.delta_all_tokens[f, s]:>10.4g} {rel_all[f, s]:>8.4f}"
-        lines.append(row)
+        lines.append(f"{site:<12}" + "".join(f" | {delta[f, s]:>12.4g} {rel[f, s]:>8.4f}" for f in range(len(result.factors))))
     return "\n".join(lines)
-
-
-def _factor(text: str) -> float:
-    try:
-        return check_factor(text)
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _integer(name: str):
-    def parse(text: str) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} {text!r} is not an integer: give a block index such as 2.") from None
-
-    return parse

@@ -1,91 +1,196 @@
-"""Expectations: the verdict each claim is expected to get on each model, with a reason.
+"""Expectations: the verdict each claim is expected to get on each model and layer, with a reason.
 
-    table = load_expectations(Path("claims/expectations.toml"), "minilm")
-    table["C3"]          # Expectation(verdict="refuted", reason="post-LN encoder: ...")
+    table = load_expectations(Path("claims/expectations.toml"), "minilm", layer=2)
+    table["C3"]          # Expectation(verdict="refuted", reason="post-LN encoder: ...", where="[minilm]")
 
-For `gpt2` every claim is expected to hold, as the note states it. For other models the file
-records what was measured. A model with no section is judged against the note: every claim
-`holds`. A verdict that differs from its expectation fails the test in both directions.
-`pytest claims/ --update-expectations` rewrites the model's section from a run.
+The file has one section per model, measured at the note's layer (2), and a sub-section per other
+layer measured (`[minilm.layer-4]`). A claim is held to the first entry found in: the layer's
+section, the model's section (the note's layer), the note itself (`holds`). For `gpt2` every claim
+is expected to hold, as the note states it. A verdict that differs from its expectation fails the
+test in both directions. `pytest claims/ --update-expectations` rewrites the entries of the
+model and layer it ran with, keeping every comment, every other entry and the file's mode, and a
+hand-written reason whose verdict did not change.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
+import stat
 import tempfile
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.judgement import CLAIMS, HOLDS, VERDICTS
+from harness.judgement import CLAIMS, HOLDS, NOT_APPLICABLE, REFUTED, VERDICTS
+from harness.settings import NOTE_LAYER
 
 HEADER = """\
 # Expected verdict of each claim (harness.judgement.CLAIMS) on each model: holds, refuted or not-applicable.
-# gpt2: the note's claims as stated. Other models: what a run measured, with a one-line reason.
+# [model]: measured at the note's layer (2); [model.layer-N]: measured with --layer N. A layer without
+# its own section is held to the model's section. gpt2: the note's claims as stated.
 # A run whose verdict differs from its expectation fails, in both directions.
-# Rewrite a model's section from a run with: pytest claims/ --model NAME --update-expectations
+# Rewrite a model's entries from a run with: pytest claims/ --model NAME [--layer N] --update-expectations
 """
+_LAYER_KEY = re.compile(r"^layer-(\d+)$")
 
 
 @dataclass(frozen=True)
 class Expectation:
     verdict: str
     reason: str
+    where: str = field(default="the note", compare=False)  # the section read: "[minilm]", "[minilm.layer-4]", "the note"
 
 
-def load_expectations(path: Path, model: str) -> dict[str, Expectation]:
-    """The expectation of every claim for `model`; claims without an entry default to the note's."""
-    table = _read(path)
-    section = table.get(model, {})
+def layer_key(layer: int) -> str | None:
+    """The sub-section of a model for `layer`, None for the note's layer (the model's own section)."""
+    return None if layer == NOTE_LAYER else f"layer-{layer}"
+
+
+def load_expectations(path: Path, model: str, layer: int = NOTE_LAYER) -> dict[str, Expectation]:
+    """The expectation of every claim for `model` at `layer`; see the module docstring for the order."""
+    table = read_table(path)
     out = {claim: Expectation(HOLDS, "the note's claim, as stated") for claim in CLAIMS}
-    for claim, entry in section.items():
-        if claim not in CLAIMS:
-            raise InputError(f"{path}: [{model}] names claim {claim!r}; known claims are {', '.join(CLAIMS)}.")
-        verdict = entry.get("verdict") if isinstance(entry, dict) else entry
-        if verdict not in VERDICTS:
-            raise InputError(f"{path}: [{model}] {claim} expects {verdict!r}; allowed: {', '.join(VERDICTS)}.")
-        reason = entry.get("reason", "") if isinstance(entry, dict) else ""
-        out[claim] = Expectation(verdict, reason)
+    section = table.get(model, {})
+    layers = [(section, f"[{model}]")]
+    key = layer_key(layer)
+    if key is not None and key in section:
+        layers.append((section[key], f"[{model}.{key}]"))
+    for entries, where in layers:
+        for claim, entry in entries.items():
+            if claim in CLAIMS:
+                verdict, reason = _entry(entry)
+                out[claim] = Expectation(verdict, reason, where)
     return out
 
 
-def summarize(outcomes: dict[str, list[dict]]) -> dict[str, Expectation]:
-    """One expectation per claim from a run's outcomes: holds only if every test of it held."""
+def summarize(outcomes: Iterable[object] | Mapping[str, Iterable[object]]) -> dict[str, Expectation]:
+    """One expectation per claim from a run's outcomes (harness.outcome.ClaimOutcome records, or
+    claim -> outcome dicts with verdict and reason): holds only if every test of it held."""
+    if isinstance(outcomes, Mapping):
+        groups = {claim: list(items) for claim, items in outcomes.items()}
+    else:
+        groups = {}
+        for outcome in outcomes:
+            groups.setdefault(outcome.claim, []).append(outcome)
     out = {}
-    for claim, items in sorted(outcomes.items()):
-        verdicts = {o["verdict"] for o in items}
-        if verdicts == {"not-applicable"}:
-            verdict = "not-applicable"
+    for claim, items in sorted(groups.items()):
+        verdicts = {_field(o, "verdict") for o in items}
+        if verdicts == {NOT_APPLICABLE}:
+            verdict = NOT_APPLICABLE
         else:
-            verdict = HOLDS if verdicts <= {HOLDS} else "refuted"
-        example = next((o for o in items if o["verdict"] == verdict), items[0])
-        reason = example["expectation_reason"] if verdict == "not-applicable" else f"measured: {example['reason']}"
-        out[claim] = Expectation(verdict, reason)
+            verdict = HOLDS if verdicts <= {HOLDS, NOT_APPLICABLE} else REFUTED
+        reason = _field(next(o for o in items if _field(o, "verdict") == verdict), "reason")
+        out[claim] = Expectation(verdict, reason if verdict == NOT_APPLICABLE else f"measured: {reason}")
     return out
 
 
-def write_expectations(path: Path, model: str, expectations: dict[str, Expectation]) -> None:
-    """Update `model`'s entries for the claims given, keeping everything else; written atomically."""
-    table = _read(path)
-    table[model] = {**table.get(model, {}), **{claim: {"verdict": e.verdict, "reason": e.reason} for claim, e in expectations.items()}}
-    lines = [HEADER]
-    for name in sorted(table, key=lambda m: (m != "gpt2", m)):
-        lines.append(f"\n[{json.dumps(name)}]\n" if not name.replace("-", "").replace("_", "").isalnum() else f"\n[{name}]\n")
-        for claim, entry in sorted(table[name].items()):
-            verdict, reason = (entry["verdict"], entry.get("reason", "")) if isinstance(entry, dict) else (entry, "")
-            lines.append(f"{claim} = {{ verdict = {json.dumps(verdict)}, reason = {json.dumps(reason, ensure_ascii=False)} }}\n")
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".expectations-", suffix=".toml")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write("".join(lines))
-    os.replace(temp, path)
+def write_expectations(path: Path, model: str, expectations: dict[str, Expectation], *, layer: int = NOTE_LAYER) -> None:
+    """Update the entries of `model` at `layer` for the claims given; see the module docstring.
+
+    Written to a temporary file beside `path` and moved over it, so a reader never sees half a file.
+    """
+    import tomlkit
+
+    read_table(path)  # refuse to edit a malformed file
+    doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.parse(HEADER)
+    if model not in doc:
+        doc.add(model, tomlkit.table())
+    section = doc[model]
+    key = layer_key(layer)
+    if key is not None:
+        if key not in section:
+            section.add(key, tomlkit.table())
+        section = section[key]
+    for claim, expected in sorted(expectations.items()):
+        if claim in section and _entry(section[claim])[0] == expected.verdict:
+            continue  # same verdict: keep the entry as written, reason and comments included
+        entry = tomlkit.inline_table()
+        entry.update({"verdict": expected.verdict, "reason": expected.reason})
+        section[claim] = entry
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~_umask()
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(tomlkit.dumps(doc))
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
-def _read(path: Path) -> dict[str, dict]:
+def check_path(path: Path, label: str, *, creating: bool) -> None:
+    """Raise InputError when `path` cannot be an expectations file (read, or created when `creating`).
+
+    `label` names the value and where it came from: "--expectations 'x.toml'" or "HARNESS_EXPECTATIONS='x.toml'".
+    """
+    if path.is_dir():
+        raise InputError(f"{label} is a directory: give a TOML file such as claims/expectations.toml.")
+    if path.is_file():
+        return
+    if not creating:
+        raise InputError(f"{label} does not exist: give an existing TOML file, or add --update-expectations to create it.")
+    if not path.parent.is_dir():
+        raise InputError(f"{label}: its folder {str(path.parent)!r} does not exist: create it first, or give a path in an existing folder.")
+
+
+def read_table(path: Path) -> dict[str, dict]:
+    """The file as {model: section}, its shape checked; InputError names the first offending key."""
     if not path.exists():
         return {}
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path} is not valid TOML ({exc}): fix the line it names or restore it from git.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} cannot be read as UTF-8 text ({exc}): give a readable TOML file.") from exc
+    for model, section in table.items():
+        if not isinstance(section, dict):
+            raise InputError(
+                f"{path}: {model} = {section!r} is not a section: write [{model}] and one line per claim, "
+                'e.g. C3 = { verdict = "refuted", reason = "..." }.'
+            )
+        for key, value in section.items():
+            match = _LAYER_KEY.match(key)
+            if match and isinstance(value, dict):
+                for claim, entry in value.items():
+                    _claim_entry(path, f"{model}.{key}", claim, entry)
+            else:
+                _claim_entry(path, model, key, value)
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _claim_entry(path: Path, where: str, claim: str, entry: object) -> None:
+    if claim not in CLAIMS:
+        raise InputError(f"{path}: [{where}] names {claim!r}: known claims are {', '.join(CLAIMS)}, and layer-N sections.")
+    if isinstance(entry, dict):
+        unknown = sorted(set(entry) - {"verdict", "reason"})
+        if unknown:
+            raise InputError(f"{path}: [{where}] {claim} has {', '.join(map(repr, unknown))}: an entry holds only verdict and reason.")
+        if not isinstance(entry.get("reason", ""), str):
+            raise InputError(f"{path}: [{where}] {claim}'s reason {entry['reason']!r} is not text: write it in quotes.")
+    verdict = entry.get("verdict") if isinstance(entry, dict) else entry
+    if verdict not in VERDICTS:
+        raise InputError(f"{path}: [{where}] {claim} expects {verdict!r}; allowed: {', '.join(VERDICTS)}.")
+
+
+def _field(outcome: object, name: str) -> str:
+    return str(outcome[name] if isinstance(outcome, Mapping) else getattr(outcome, name))
+
+
+def _entry(entry: object) -> tuple[str, str]:
+    if isinstance(entry, dict):
+        return str(entry.get("verdict")), str(entry.get("reason", ""))
+    return str(entry), ""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,19 +1,23 @@
-"""One settings object for a run, shared by the CLI, the pytest options and the report.
+"""One settings object for a run; the CLI flags and the pytest options are made from its fields.
 
-    settings = Settings(model="minilm", layer=2)
-    settings = settings.validated()       # raises InputError naming any bad value
+    settings = Settings(model="minilm", layer=2).validated()     # InputError naming any bad value
+    settings = Settings.from_text({"layer": ("4", "--layer")})   # parse what a user typed, saying where
 
-The same field names appear as CLI flags (`--model`, `--layer`, ...), pytest options
-(`pytest claims/ --model minilm`) with environment fallbacks (`HARNESS_MODEL`, ...), and keys in
-the report's header, so a run can always be repeated from what the report prints.
+Each field carries its flag, its help and its parser once, in `dataclasses.field(metadata=...)`
+(see `setting`). `harness.cli` adds one flag per field marked for the CLI, `harness.plugin` one
+pytest option per field marked for pytest, with an environment fallback `HARNESS_<NAME>`; the
+report's header prints `as_dict()`. So a name, a default and a help text are written here only.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.errors import InputError
 
@@ -22,42 +26,184 @@ NOTE_FACTORS: tuple[float, ...] = (0.5, 1.5)
 # The note's intervention site (§2): transformer block index 2, the third block.
 NOTE_LAYER = 2
 
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("float32", "bfloat16", "float16", "auto")  # auto: the checkpoint's own dtype
 DEVICES = ("auto", "cpu", "cuda")  # also "cuda:N"
+BOS = ("auto", "yes", "no")  # prepend a BOS token: the architecture's rule, always, never
 
 # Environment variables read by the pytest plugin when an option is not given.
 ENV_PREFIX = "HARNESS_"
+CLI, PYTEST = "cli", "pytest"  # where a field is offered as an option
+
+
+@dataclass(frozen=True)
+class Option:
+    """How one Settings field is offered to a user; read from the field's metadata by `options()`."""
+
+    name: str  # the field
+    flag: str  # "--layer"
+    help: str  # one sentence, the default appended by `help_text`
+    parse: Callable[[str], Any]  # text as typed -> value; raises ValueError saying what is allowed
+    default: Any
+    where: tuple[str, ...]  # CLI, PYTEST or both
+    repeat: bool = False  # the flag may be given many times (factors)
+    switch: bool = False  # a flag without a value (store_true)
+    optional: bool = False  # None is a value (prompts: the suite's corpus; factor_batch: the budget's choice)
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    def help_text(self) -> str:
+        shown = ", ".join(map(_show, self.default)) if isinstance(self.default, tuple) else _show(self.default)
+        return f"{self.help} (default {shown})"
+
+
+def setting(
+    default: Any, help: str, parse: Callable[[str], Any], *, where: tuple[str, ...] = (CLI, PYTEST), flag: str = "", **kw: bool
+) -> Any:
+    """A Settings field with its option's description; see `Option`."""
+    return dataclasses.field(default=default, metadata={"option": {"help": help, "parse": parse, "where": where, "flag": flag, **kw}})
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsers: text -> value, or ValueError whose message says what is allowed (the caller names the value)
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("is empty: give a subject name (gpt2, minilm, random-gpt2), a Hub id or a directory")
+    return text
+
+
+def _choice(allowed: tuple[str, ...], extra: str = "") -> Callable[[str], str]:
+    """One of `allowed`, or `extra` followed by a non-negative integer in ASCII digits ("cuda:1")."""
+
+    def parse(text: str) -> str:
+        index = text.removeprefix(extra) if extra and text.startswith(extra) else None
+        if text not in allowed and not (index and index.isascii() and index.isdigit()):
+            raise ValueError(f"is not supported: choose one of {', '.join(allowed)}" + (f" or {extra}N, N a device index" if extra else ""))
+        return text
+
+    return parse
+
+
+def _integer(minimum: int, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            if not text.strip().lstrip("+-").isascii():
+                raise ValueError  # int() also reads other scripts' digits ("٣"); a typed setting is ASCII
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"is not an integer: give {what}") from None
+        if value < minimum:
+            raise ValueError(f"is below {minimum}: give {what}")
+        return value
+
+    return parse
+
+
+def _factor_batch(text: str) -> int | None:
+    if text.strip().lower() == "auto":
+        return None
+    return _integer(1, "a positive count of factors per forward, such as 1 or 4, or 'auto' (as many as the memory budget allows)")(text)
+
+
+def _switch(text: str) -> bool:
+    word = text.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("is not a yes/no value: give 1, true, yes, 0, false or no")
+
+
+def _prompts_file(text: str) -> Path:
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise ValueError("is a directory: give a text file with one prompt per line")
+    if not path.exists():
+        raise ValueError("does not exist: give a text file with one prompt per line")
+    if not path.is_file():
+        raise ValueError("is not a regular file: give a text file with one prompt per line")
+    if not os.access(path, os.R_OK):
+        raise ValueError("cannot be read: check its permissions")
+    return path
+
+
+def parse_factor(text: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise ValueError("is not a number: give a finite real number such as 0.5 or 1.5") from None
+    if not math.isfinite(value):
+        raise ValueError("is not allowed: factors must be finite real numbers (not NaN or inf)")
+    return value
 
 
 @dataclass(frozen=True)
 class Settings:
-    model: str = "gpt2"  # subject: "gpt2" (the note's model), "minilm", "random-gpt2", a Hub id or a directory
-    device: str = "auto"  # "auto" picks CUDA when present, else CPU
-    dtype: str = "float32"  # weights and activations; norms always accumulate in float32
-    layer: int = NOTE_LAYER  # block whose output is scaled
-    factors: tuple[float, ...] = NOTE_FACTORS  # scaling factors applied to that output
-    prompts: Path | None = None  # a text file, one prompt per line; None: the suite's corpus
-    include_first_token: bool = False  # the note (§3.2) excludes the first token from Δ
-    memory_budget_mb: int = 2048  # activations held at once by `profile`, per chunk of factors
-    seed: int = 0  # seeds random-gpt2's weights
+    model: str = setting("gpt2", "subject: gpt2 (the note's model), minilm, random-gpt2, a Hub id or a local directory", _text)
+    device: str = setting("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N", _choice(DEVICES, "cuda:"))
+    dtype: str = setting(
+        "float32",
+        "weights and activations: float32, bfloat16, float16, or auto (the checkpoint's own); norms sum in float32",
+        _choice(DTYPES),
+    )
+    layer: int = setting(
+        NOTE_LAYER, "block whose output is scaled, 0 ≤ layer < the model's block count", _integer(0, "a block index such as 2")
+    )
+    factors: tuple[float, ...] = setting(
+        NOTE_FACTORS, "scaling factor, repeatable", parse_factor, where=(CLI,), flag="--factor", repeat=True
+    )  # the claims use the note's factors and drawn ones, so pytest takes none
+    prompts: Path | None = setting(  # noqa: RUF009 (setting() returns a dataclasses.field)
+        None,
+        "text file, one prompt per line ('#' lines are comments); pytest reads claims/prompts.txt without it",
+        _prompts_file,
+        optional=True,
+    )
+    include_first_token: bool = setting(
+        False, "the table's Δ and rel count the first token (the note excludes it, §3.2)", _switch, where=(CLI,), switch=True
+    )  # the claims judge both readings (C5 compares them)
+    memory_budget_mb: int = setting(2048, "MiB of activations held at once per chunk of factors", _integer(16, "at least 16 (MiB)"))
+    seed: int = setting(0, "seed of random-gpt2's weights", _integer(0, "a non-negative integer"))
+    factor_batch: int | None = setting(
+        1,
+        "factors stacked per forward: 1 keeps the clean pass's shapes, so Δ before the layer is bit-exact 0 as in the note's "
+        "loop; N or 'auto' (the memory budget's choice) is faster on GPUs, with float32 rounding of ~1e-7 relative",
+        _factor_batch,
+        optional=True,
+    )
+    reuse_prefix: bool = setting(
+        False,
+        "replay only the blocks after the layer from the clean pass's block inputs; sites before it are 0 by construction",
+        _switch,
+        where=(CLI,),
+        switch=True,
+    )  # the claims measure the sites before the layer (C1), so pytest runs the full forward
+    prepend_bos: str = setting("auto", "prepend a BOS token: auto (the architecture's rule), yes or no", _choice(BOS))
 
     def validated(self) -> Settings:
-        """Return self after checking every field; raise InputError naming the first bad one."""
-        if not self.model or not self.model.strip():
-            raise InputError("model is empty: give a subject name (gpt2, minilm, random-gpt2), a Hub id or a directory.")
-        if self.dtype not in DTYPES:
-            raise InputError(f"dtype {self.dtype!r} is not supported: choose one of {', '.join(DTYPES)}.")
-        if not (self.device in DEVICES or self.device.startswith("cuda:")):
-            raise InputError(f"device {self.device!r} is not supported: choose auto, cpu, cuda or cuda:N.")
-        if isinstance(self.layer, bool) or not isinstance(self.layer, int) or self.layer < 0:
-            raise InputError(f"layer {self.layer!r} is not a block index: give an integer 0 <= layer < the model's block count.")
-        for factor in self.factors:
-            check_factor(factor)
+        """These settings checked and normalised (numpy integers -> int); raise InputError naming the first bad one."""
         if not self.factors:
             raise InputError("no factors given: pass at least one, e.g. --factor 0.5 --factor 1.5.")
-        if self.memory_budget_mb < 16:
-            raise InputError(f"memory_budget_mb {self.memory_budget_mb} is too small: give at least 16 (MiB).")
-        return self
+        return dataclasses.replace(
+            self, **{o.name: _normal(o, getattr(self, o.name), f"{o.name}={getattr(self, o.name)!r}") for o in options()}
+        )
+
+    @classmethod
+    def from_text(cls, given: Mapping[str, tuple[str | list[str], str]]) -> Settings:
+        """Settings from what a user typed: {field: (text or list of texts, where it came from)}.
+
+        `where` is the flag or the variable ("--layer", "HARNESS_LAYER"); every error names it and the text.
+        """
+        known = {o.name: o for o in options()}
+        values: dict[str, object] = {}
+        for name, (raw, where) in given.items():
+            option = known[name]
+            texts = raw if isinstance(raw, list) else [raw]
+            parsed = [_parse(option, text, where) for text in texts]
+            values[name] = tuple(parsed) if option.repeat else parsed[-1]
+        return cls(**values).validated()
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -69,12 +215,87 @@ class Settings:
         return out
 
 
+def options() -> list[Option]:
+    """Every Settings field as an Option, in field order."""
+    out = []
+    for f in dataclasses.fields(Settings):
+        meta = dict(f.metadata["option"])
+        flag = meta.pop("flag") or "--" + f.name.replace("_", "-")
+        out.append(Option(name=f.name, flag=flag, default=f.default, **meta))
+    return out
+
+
+def where_given(option: Option, flag_value: object, environ: Mapping[str, str] = os.environ) -> tuple[object, str] | None:
+    """(text, where) for an option given as a flag, else from its environment variable, else None."""
+    if flag_value is not None and flag_value != []:
+        return flag_value, option.flag
+    if option.env in environ:
+        return environ[option.env], option.env
+    return None
+
+
 def check_factor(value: object) -> float:
     """Return `value` as a float, or raise InputError if it is not a finite number."""
+    if isinstance(value, bool):
+        raise InputError(f"factor {value!r} is not allowed: factors must be finite real numbers (not a bool).")
     try:
-        factor = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"factor {value!r} is not a number: give a finite real number such as 0.5 or 1.5.") from exc
-    if isinstance(value, bool) or not math.isfinite(factor):
-        raise InputError(f"factor {value!r} is not allowed: factors must be finite real numbers (not NaN, inf or a bool).")
-    return factor
+        return parse_factor(value)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise InputError(f"factor {value!r} {exc}.") from None
+
+
+def load_subject_for(settings: Settings):
+    """The subject these settings name (harness.subjects.load_subject with the loader's settings)."""
+    import inspect
+
+    from harness.subjects import load_subject
+
+    extra = {}
+    if "prepend_bos" in inspect.signature(load_subject).parameters:  # the loader's keyword (issue 9)
+        extra["prepend_bos"] = settings.prepend_bos
+    return load_subject(settings.model, device=settings.device, dtype=settings.dtype, seed=settings.seed, **extra)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _parse(option: Option, text: object, where: str) -> object:
+    if option.switch and isinstance(text, bool):
+        return text
+    try:
+        return option.parse(str(text))
+    except ValueError as exc:
+        raise InputError(f"{_named(where, text)} {exc}.") from None
+
+
+def _normal(option: Option, value: object, label: str) -> object:
+    """A typed value checked the way its parser checks text, and normalised (numpy integers -> int)."""
+    if option.repeat:
+        if not isinstance(value, tuple | list):
+            raise InputError(f"{label} is not allowed: give a list of numbers such as [0.5, 1.5].")
+        return tuple(_normal_one(option, one, label) for one in value)
+    return _normal_one(option, value, label)
+
+
+def _normal_one(option: Option, value: object, label: str) -> object:
+    if value is None:
+        if option.optional:
+            return None
+        raise InputError(f"{label} is not allowed: give a value (default {_show(option.default)}).")
+    if isinstance(value, bool) != option.switch:
+        raise InputError(f"{label} is not allowed: " + ("give True or False." if option.switch else "a bool is not a value here."))
+    if option.switch:
+        return value
+    try:
+        return option.parse(str(value))  # the text a user would type: 2.0 is not an integer, np.int64(2) is
+    except ValueError as exc:
+        raise InputError(f"{label} {exc}.") from None
+
+
+def _named(where: str, text: object) -> str:
+    """How an error names a value: `--layer 'abc'`, or `HARNESS_LAYER='abc'` for an environment variable."""
+    return f"{where}={text!r}" if where.startswith(ENV_PREFIX) else f"{where} {text!r}"
+
+
+def _show(value: object) -> str:
+    return "none" if value is None else str(value)

@@ -7,6 +7,7 @@ test_report_pytester.py, the browser check in test_report_browser.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from html.parser import HTMLParser
@@ -15,17 +16,18 @@ from typing import ClassVar
 
 import pytest
 
+from harness.outcome import ClaimOutcome, OutcomeError
 from harness.report import build_document, plots, render_html, write_report
-from harness.report.outcomes import ItemResult, OutcomeError, check_travels, claim_of, parse_outcome
+from harness.report.outcomes import ItemResult, check_travels, claim_of
 from harness.report.render import fmt
 from harness.report.sample import sample_run
-from harness.report.write import atomic_write
+from harness.report.write import write_document
 
 XSS = "<script>alert(1)</script>"
 
 
 @pytest.fixture(scope="session", params=["random-gpt2", "minilm"])
-def sample(request) -> tuple[list[dict], dict]:
+def sample(request) -> tuple[list[ClaimOutcome], dict]:
     return sample_run(request.param)
 
 
@@ -99,7 +101,7 @@ def parse(html: str) -> Node:
 
 
 def document(outcomes: list[dict], info: dict) -> dict:
-    items = [ItemResult(o["nodeid"], outcome=o, pytest_outcome="passed") for o in outcomes]
+    items = [ItemResult(o.nodeid, outcome=o, pytest_outcome="passed") for o in outcomes]
     return json.loads(json.dumps(build_document(items, {**info, "date": "2000-01-01T00:00:00+00:00"}, {"exitstatus": 0})))
 
 
@@ -169,8 +171,8 @@ def test_c0_c4_c5_evidence_and_plots_present(sample, written):
         assert all(f.find_all("svg") for f in figures), f"{cid}: a figure without its plot"
     assert "plot failed" not in html
     examples = sections["C2"].find_all("table", class_="examples")[0].find_all("tr")[1:]
-    item = next(o for o in outcomes if o["claim"] == "C2" and o["source"] == "hypothesis")
-    assert [tr.find_all("td")[0].text for tr in examples] == [fmt(e["factor"]) for e in item["examples"]]
+    item = next(o for o in outcomes if o.claim == "C2" and o.source == "hypothesis")
+    assert [tr.find_all("td")[0].text for tr in examples] == [fmt(e.factor) for e in item.examples]
 
 
 def test_two_renders_are_byte_identical_but_for_date_and_command(sample):
@@ -207,7 +209,7 @@ def test_self_contained_no_script_no_external_urls(written):
 
 def test_prompt_and_reasons_are_text_not_markup(sample, tmp_path):
     outcomes, info = sample
-    hostile = [{**o, "reason": XSS, "title": XSS} for o in outcomes]
+    hostile = [dataclasses.replace(o, reason=XSS, title=XSS) for o in outcomes]
     html_path, _ = write_report(hostile, {**info, "command": f"pytest {XSS}"}, tmp_path / "r.html")
     html = html_path.read_text()
     tree = Tree(html)
@@ -220,8 +222,8 @@ def test_prompt_and_reasons_are_text_not_markup(sample, tmp_path):
 
 def test_claims_without_items_show_not_run(sample):
     outcomes, info = sample
-    kept = [o for o in outcomes if o["claim"] in ("C1", "C2")]
-    items = [ItemResult(o["nodeid"], outcome=o, pytest_outcome="passed") for o in kept]
+    kept = [o for o in outcomes if o.claim in ("C1", "C2")]
+    items = [ItemResult(o.nodeid, outcome=o, pytest_outcome="passed") for o in kept]
     items.append(ItemResult("claims/test_c3.py::test_C3_growth[0.5]"))  # collected, never ran
     items.append(ItemResult("claims/test_c4.py::test_C4_drop[0.5]", pytest_outcome="error", message="fixture 'subject' failed"))
     doc = json.loads(json.dumps(build_document(items, info, {"exitstatus": 2, "interrupted": True})))
@@ -236,7 +238,7 @@ def test_claims_without_items_show_not_run(sample):
 
 def test_json_is_strict_and_spells_non_finite_numbers(sample, tmp_path):
     outcomes, info = sample
-    odd = [{**outcomes[1], "margin": float("inf"), "evidence": {**outcomes[1]["evidence"], "ratio": [float("nan"), 1.0]}}]
+    odd = [dataclasses.replace(outcomes[1], margin=float("inf"), evidence={**outcomes[1].evidence, "ratio": [float("nan"), 1.0]})]
     _, json_path = write_report(odd, info, tmp_path / "r.html")
     text = json_path.read_text()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
@@ -244,21 +246,23 @@ def test_json_is_strict_and_spells_non_finite_numbers(sample, tmp_path):
     assert item["margin"] == "inf" and item["evidence"]["ratio"] == ["nan", 1.0]
 
 
-def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path, monkeypatch):
-    target = tmp_path / "sub" / "claims.html"
-    atomic_write(target, "first")
-    atomic_write(target, "second")
-    assert target.read_text() == "second"
+def test_a_failed_write_keeps_the_old_pair_and_leaves_no_temporary(tmp_path, monkeypatch):
     import os
+
+    from harness.report import write
+
+    target = tmp_path / "sub" / "claims.html"
+    monkeypatch.setattr(write, "render_html", lambda doc: f"page {doc['n']}")
+    write_document({"claims": [], "n": 1}, target)
 
     def broken(src, dst):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken)
     with pytest.raises(OSError, match="disk full"):
-        atomic_write(target, "third")
-    assert target.read_text() == "second"
-    assert sorted(p.name for p in target.parent.iterdir()) == ["claims.html"]
+        write_document({"claims": [], "n": 2}, target)
+    assert target.read_text() == "page 1" and json.loads(target.with_suffix(".json").read_text())["n"] == 1
+    assert sorted(p.name for p in target.parent.iterdir()) == ["claims.html", "claims.json"]
 
 
 def test_outcome_contract_errors_name_the_problem():
@@ -266,11 +270,11 @@ def test_outcome_contract_errors_name_the_problem():
     assert claim_of("claims/test_x.py::TestC::test_C12_thing") == "C12"
     assert claim_of("claims/test_x.py::test_helper") is None
     with pytest.raises(OutcomeError, match="must be a JSON string"):
-        parse_outcome({"claim": "C1"})
+        ClaimOutcome.from_json({"claim": "C1"})
     with pytest.raises(OutcomeError, match="not valid JSON"):
-        parse_outcome("{nope")
+        ClaimOutcome.from_json("{nope")
     with pytest.raises(OutcomeError, match="lacks verdict"):
-        parse_outcome(json.dumps({"claim": "C1"}))
+        ClaimOutcome.from_json(json.dumps({"claim": "C1"}))
     assert check_travels("other", {"a": [1, 2.5, None]}) is None
     assert "not JSON-serializable" in check_travels("other", object())
 
@@ -283,3 +287,38 @@ def test_written_report_for_readers(sample, written):
     assert sum(len(c["items"]) for c in doc["claims"]) == len(outcomes)
     assert json_path == Path(str(html_path)[: -len(".html")] + ".json")
     assert f"Claim report: {info['model']}" in html_path.read_text()
+
+
+def test_c5_shows_the_first_tokens_norm_against_the_others_per_site(sample, written):
+    outcomes, _ = sample
+    c5 = next(o for o in outcomes if o.claim == "C5" and o.source == "note")
+    norms = c5.evidence["token_norms"]
+    prof = c5.evidence["profile"]
+    assert norms["first_token_norm"] == prof["first_token_norm"] and norms["other_token_norm"] == prof["other_token_norm"]
+    doc = json.loads(written[1].read_text())
+    item = next(i for c in doc["claims"] if c["claim"] == "C5" for i in c["items"] if i.get("source") == "note")
+    assert item["evidence"]["token_norms"] == norms  # in the JSON
+    section = next(s for s in parse(written[0].read_text()).find_all("section", class_="claim") if s.attrs["data-claim"] == "C5")
+    table = next(t for t in section.find_all("table", class_="numbers") if "First token's norm" in t.text)
+    rows = [[td.text for td in tr.find_all("td")] for tr in table.find_all("tr")[1:]]
+    assert [r[0] for r in rows] == norms["sites"]
+    assert [r[1] for r in rows] == [fmt(v) for v in norms["first_token_norm"]]
+    assert [r[2] for r in rows] == [fmt(v) for v in norms["other_token_norm"]]
+    assert [r[3] for r in rows] == [fmt(f / o) for f, o in zip(norms["first_token_norm"], norms["other_token_norm"], strict=True)]
+
+
+def test_a_long_corpus_is_capped_on_the_page_and_whole_in_the_json(sample, tmp_path):
+    from harness.report.render import SHOWN_VALUES
+
+    outcomes, info = sample
+    many = [f"prompt number {n}" for n in range(10_000)]
+    c5 = next(o for o in outcomes if o.claim == "C5" and o.source == "note")
+    long = dataclasses.replace(c5, evidence={**c5.evidence, "prompt_lengths": [5] * 10_000, "prompt_ratio": [1.0] * 10_000})
+    html_path, json_path = write_report([long], {**info, "prompt_texts": many, "n_prompts": len(many)}, tmp_path / "r.html")
+    html = html_path.read_text()
+    tree = Tree(html)
+    assert len(tree.root.find_all("ol", class_="prompts")[0].find_all("li")) == SHOWN_VALUES
+    assert "and 9950 more, in the JSON twin" in html and "(10000 values; all in the JSON twin)" in html
+    assert len(html) < 2_000_000
+    doc = json.loads(json_path.read_text())
+    assert len(doc["run"]["prompt_texts"]) == 10_000 and len(doc["claims"][5]["items"][0]["evidence"]["prompt_ratio"]) == 10_000

@@ -13,8 +13,8 @@ and `page` (the HTML), `write` (atomic files). `sample` builds outcomes from rea
 without pytest, for demos and the report's own tests.
 """
 
-from harness.report.outcomes import ItemResult, build_document, parse_outcome
+from harness.report.outcomes import ItemResult, build_document
 from harness.report.render import render_html
 from harness.report.write import write_document, write_report
 
-__all__ = ["ItemResult", "build_document", "parse_outcome", "render_html", "write_document", "write_report"]
+__all__ = ["ItemResult", "build_document", "render_html", "write_document", "write_report"]

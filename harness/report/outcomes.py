@@ -1,13 +1,13 @@
 """Outcomes: what each claim test reported, gathered into the report's document (the JSON twin).
 
     item = ItemResult("claims/test_growth.py::test_C3_note[0.5]")
-    item.outcome = parse_outcome(json_text)         # the test's `claim_outcome` user property
+    item.outcome = ClaimOutcome.from_json(text)     # the test's `claim_outcome` user property
     item.pytest_outcome = "passed"
     doc = build_document([item], run_info)          # JSON-ready dict: run, session, claims
     doc["claims"][3]["status"]                      # "holds", "refuted", ..., "not run"
 
 The contract with `claims/`: every claim test attaches one user property `("claim_outcome", <JSON
-string>)` whose object carries the keys in REQUIRED_KEYS (plus evidence and examples). A test that
+string>)`, a harness.outcome.ClaimOutcome as JSON (at least its REQUIRED_KEYS). A test that
 ends without one shows as "error" when it failed and as "not run" when it was skipped or never ran.
 """
 
@@ -19,19 +19,11 @@ import re
 from dataclasses import dataclass, field
 
 from harness.judgement import CLAIMS
+from harness.outcome import ERROR, NOT_RUN, PROPERTY, STATUSES, ClaimOutcome, OutcomeError, finite
 
-PROPERTY = "claim_outcome"
 FORMAT = "claims-report/1"
 
-# Item statuses, most serious first; a claim's status is the most serious of its items'.
-STATUSES = ("error", "refuted", "unexpected pass", "not run", "refuted as expected", "holds", "not applicable")
-REQUIRED_KEYS = ("claim", "verdict", "expected", "status", "margin", "margin_text", "reason", "evidence")
-
 _CLAIM_IN_NAME = re.compile(r"::(?:[\w.]+::)?test_(C\d+)_")
-
-
-class OutcomeError(ValueError):
-    """A `claim_outcome` property that cannot be read: not a JSON string, or missing keys."""
 
 
 @dataclass
@@ -39,26 +31,26 @@ class ItemResult:
     """One claim test item as the report sees it; filled from its pytest reports."""
 
     nodeid: str
-    outcome: dict | None = None  # the parsed claim_outcome, None when the test attached none
-    pytest_outcome: str = "not run"  # "passed", "failed", "error", "skipped", "not run"
+    outcome: ClaimOutcome | None = None  # the test's claim outcome, None when it attached none
+    pytest_outcome: str = NOT_RUN  # "passed", "failed", "error", "skipped", "not run"
     message: str = ""  # why it failed, errored or was skipped (first lines of pytest's text)
     problems: list[str] = field(default_factory=list)  # contract violations seen while collecting
 
     @property
     def claim(self) -> str | None:
         if self.outcome is not None:
-            return str(self.outcome["claim"])
+            return self.outcome.claim
         return claim_of(self.nodeid)
 
     @property
     def status(self) -> str:
         if self.problems:
-            return "error"
+            return ERROR
         if self.outcome is not None:
-            return str(self.outcome["status"])
+            return self.outcome.status
         if self.pytest_outcome in ("failed", "error", "passed"):
-            return "error"  # a passing claim test that attached no outcome broke the contract
-        return "not run"
+            return ERROR  # a passing claim test that attached no outcome broke the contract
+        return NOT_RUN
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -69,7 +61,7 @@ class ItemResult:
             "problems": list(self.problems),
         }
         if self.outcome is not None:
-            out.update({k: v for k, v in self.outcome.items() if k not in ("nodeid", "claim")})
+            out.update({k: v for k, v in self.outcome.to_dict().items() if k not in ("nodeid", "claim", "status")})
         elif self.pytest_outcome == "passed":
             out["message"] = f"the test passed but attached no {PROPERTY!r} user property"
         return out
@@ -81,29 +73,11 @@ def claim_of(nodeid: str) -> str | None:
     return match.group(1) if match else None
 
 
-def parse_outcome(value: object) -> dict:
-    """The claim_outcome property as a dict; raise OutcomeError naming what is wrong."""
-    if not isinstance(value, str):
-        raise OutcomeError(f"{PROPERTY} must be a JSON string so it travels under xdist; got a {type(value).__name__}: {value!r:.200}")
-    try:
-        outcome = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise OutcomeError(f"{PROPERTY} is not valid JSON ({exc}): {value[:200]!r}") from exc
-    if not isinstance(outcome, dict):
-        raise OutcomeError(f"{PROPERTY} must be a JSON object; got {type(outcome).__name__}")
-    missing = [k for k in REQUIRED_KEYS if k not in outcome]
-    if missing:
-        raise OutcomeError(f"{PROPERTY} lacks {', '.join(missing)}: add them in the claim test (see harness/report/outcomes.py)")
-    if outcome["status"] not in STATUSES:
-        raise OutcomeError(f"{PROPERTY} status {outcome['status']!r} is not one of {', '.join(STATUSES)}")
-    return outcome
-
-
 def check_travels(name: str, value: object) -> str | None:
     """Why a user property cannot travel to the xdist controller as JSON, or None when it can."""
     if name == PROPERTY:
         try:
-            parse_outcome(value)
+            ClaimOutcome.from_json(value)
         except OutcomeError as exc:
             return str(exc)
         return None
@@ -115,7 +89,7 @@ def check_travels(name: str, value: object) -> str | None:
 
 
 def worst(statuses: list[str]) -> str:
-    return min(statuses, key=STATUSES.index) if statuses else "not run"
+    return min(statuses, key=STATUSES.index) if statuses else NOT_RUN
 
 
 def build_document(items: list[ItemResult], run: dict, session: dict | None = None) -> dict:
@@ -131,16 +105,16 @@ def build_document(items: list[ItemResult], run: dict, session: dict | None = No
     claims = []
     for cid, group in by_claim.items():
         known = CLAIMS.get(cid)
-        first = next((i.outcome for i in group if i.outcome is not None), None) or {}
+        first = next((i.outcome for i in group if i.outcome is not None), None)  # the wording the run used
         claims.append(
             {
                 "claim": cid,
-                "section": first.get("section", known.section if known else ""),
-                "title": first.get("title", known.title if known else ""),
-                "statement": first.get("statement", known.statement if known else ""),
-                "test": first.get("test", known.test if known else ""),
+                "section": first.section if first else known.section if known else "",
+                "title": first.title if first else known.title if known else "",
+                "statement": first.statement if first else known.statement if known else "",
+                "test": first.test if first else known.test if known else "",
                 "status": worst([i.status for i in group]),
-                "margin": _least([i.outcome.get("margin") for i in group if i.outcome is not None]),
+                "margin": _least([i.outcome.margin for i in group if i.outcome is not None]),
                 "items": [i.to_dict() for i in group],
             }
         )
@@ -155,17 +129,6 @@ def build_document(items: list[ItemResult], run: dict, session: dict | None = No
         "unassigned": [i.to_dict() for i in unassigned],
     }
     return finite(doc)
-
-
-def finite(value: object) -> object:
-    """`value` with every non-finite float spelled "inf", "-inf" or "nan", so the JSON stays strict."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {str(k): finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value
 
 
 def _least(margins: list[object]) -> float | None:

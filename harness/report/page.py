@@ -52,9 +52,9 @@ pre { background: #f6f8fa; padding: .5em; overflow-x: auto; font-size: 12px; whi
 {% endfor %}</table></details>
 {% endif %}
 {% if header.prompts %}
-<details><summary>Prompts ({{ header.prompts | length }})</summary><ol class="prompts">
+<details><summary>Prompts ({{ header.prompts | length + header.prompts_left_out }})</summary><ol class="prompts">
 {% for prompt in header.prompts %}<li>{{ prompt }}</li>
-{% endfor %}</ol></details>
+{% endfor %}</ol>{% if header.prompts_left_out %}<p class="muted">… and {{ header.prompts_left_out }} more, in the JSON twin.</p>{% endif %}</details>
 {% endif %}
 </header>
 

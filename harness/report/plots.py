@@ -23,8 +23,6 @@ from matplotlib import rc_context
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from harness.judgement import FIRST_TOKEN_RATIO
-
 _RC = {
     "svg.fonttype": "none",
     "font.family": "DejaVu Sans",
@@ -120,8 +118,8 @@ def relative_by_site(profile: dict, layer: int | None = None) -> Figure:
 
 
 @_plot
-def first_token_by_site(profile: dict, layer: int | None = None) -> Figure:
-    """Δ(with first token) / Δ(without) against site, with the FIRST_TOKEN_RATIO line."""
+def first_token_by_site(profile: dict, layer: int | None = None, threshold: float | None = None) -> Figure:
+    """Δ(with first token) / Δ(without) against site, with the FIRST_TOKEN_RATIO line the outcome carried."""
     sites = profile["sites"]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = numbers(profile["delta_all_tokens"]) / numbers(profile["delta"])
@@ -129,7 +127,7 @@ def first_token_by_site(profile: dict, layer: int | None = None) -> Figure:
     ax = fig.subplots()
     for f, factor in enumerate(profile["factors"]):
         ax.plot(range(len(sites)), _positive(ratio[f]), marker="o", ms=3, label=f"factor {factor:g}")
-    ax.axhline(FIRST_TOKEN_RATIO, color="#cf222e", ls=":", label=f"FIRST_TOKEN_RATIO = {FIRST_TOKEN_RATIO:g}")
+    _threshold_line(ax, threshold)
     _site_axis(ax, sites, layer)
     ax.set_yscale("log")
     ax.set_ylabel("Δ with / without first token")
@@ -139,13 +137,13 @@ def first_token_by_site(profile: dict, layer: int | None = None) -> Figure:
 
 
 @_plot
-def first_token_by_length(series: Sequence[tuple[str, Sequence[int], Sequence[object]]]) -> Figure:
+def first_token_by_length(series: Sequence[tuple[str, Sequence[int], Sequence[object]]], threshold: float | None = None) -> Figure:
     """The per-prompt first-token ratio (median over the judged sites) against prompt length."""
     fig = _figure(5.6, 3.0)
     ax = fig.subplots()
     for label, lengths, ratios in series:
         ax.plot(numbers(list(lengths)), _positive(numbers(list(ratios))), ls="none", marker="o", ms=4, label=label)
-    ax.axhline(FIRST_TOKEN_RATIO, color="#cf222e", ls=":", label=f"FIRST_TOKEN_RATIO = {FIRST_TOKEN_RATIO:g}")
+    _threshold_line(ax, threshold)
     ax.set_yscale("log")
     ax.set_xlabel("prompt length (tokens)")
     ax.set_ylabel("median Δ with / without first token")
@@ -218,6 +216,11 @@ def examples_plot(examples: Sequence[dict]) -> Figure:
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _threshold_line(ax, threshold: float | None) -> None:
+    if isinstance(threshold, int | float):
+        ax.axhline(threshold, color="#cf222e", ls=":", label=f"FIRST_TOKEN_RATIO = {threshold:g}")
 
 
 def _figure(width: float, height: float) -> Figure:

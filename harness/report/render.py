@@ -21,10 +21,12 @@ from harness.report.page import PAGE
 
 # Header fields in the order shown; anything else run info carries follows them.
 HEADER_KEYS = (
-    "model", "revision", "architecture", "source", "device", "dtype", "layer", "prompts", "n_prompts",
+    "model", "revision", "architecture", "source", "device", "dtype", "layer", "prompts", "n_prompts", "unknown_tokens",
     "hypothesis_profile", "hypothesis_seed", "versions", "date", "command",
 )  # fmt: skip
 _NOT_SHOWN = {"settings", "prompt_texts", "error", "blocks", "max_length"}
+# The page shows at most this many values of a per-prompt list (and of the prompts); the JSON keeps all.
+SHOWN_VALUES = 50
 
 
 def render_html(doc: dict) -> str:
@@ -62,7 +64,14 @@ def fmt(value: object) -> str:
 def _header(run: dict) -> dict:
     rows = [(key, run[key]) for key in HEADER_KEYS if key in run]
     rows += [(key, value) for key, value in run.items() if key not in HEADER_KEYS and key not in _NOT_SHOWN]
-    return {"rows": rows, "settings": run.get("settings") or {}, "prompts": run.get("prompt_texts") or [], "error": run.get("error")}
+    prompts = list(run.get("prompt_texts") or [])
+    return {
+        "rows": rows,
+        "settings": run.get("settings") or {},
+        "prompts": prompts[:SHOWN_VALUES],
+        "prompts_left_out": max(0, len(prompts) - SHOWN_VALUES),
+        "error": run.get("error"),
+    }
 
 
 def _claim_view(claim: dict) -> dict:
@@ -71,6 +80,8 @@ def _claim_view(claim: dict) -> dict:
     figures: list[tuple[str, Markup]] = []
     tables: list[dict] = []
     layer = next((i.get("layer") for i in items if isinstance(i.get("layer"), int)), None)
+    thresholds = next((i["thresholds"] for i in items if isinstance(i.get("thresholds"), dict) and i["thresholds"]), {})
+    ratio = thresholds.get("FIRST_TOKEN_RATIO")  # as the run judged it, not today's constant
 
     def figure(caption: str, draw: Callable[[], str]) -> None:
         try:
@@ -84,15 +95,20 @@ def _claim_view(claim: dict) -> dict:
         figure(f"Relative Δ against site, {label}", lambda p=prof, k=key: plots.relative_by_site(p, key=k + "-rel", layer=layer))
         if cid == "C5":
             caption = f"First-token ratio against site, {label}"
-            figure(caption, lambda p=prof, k=key: plots.first_token_by_site(p, key=k + "-ft", layer=layer))
+            figure(caption, lambda p=prof, k=key: plots.first_token_by_site(p, key=k + "-ft", layer=layer, threshold=ratio))
         tables.append(_profile_table(label, prof))
     lengths = [
-        (_item_label(i), i["evidence"]["prompt_lengths"], i["evidence"]["prompt_ratio"])
+        (_item_label(i), *_sampled(i["evidence"]["prompt_lengths"], i["evidence"]["prompt_ratio"]))
         for i in items
         if isinstance(i.get("evidence"), dict) and "prompt_ratio" in i["evidence"]
     ]
     if lengths:
-        figure("First-token ratio against prompt length", lambda: plots.first_token_by_length(lengths, key=f"{cid}-length"))
+        figure(
+            "First-token ratio against prompt length", lambda: plots.first_token_by_length(lengths, key=f"{cid}-length", threshold=ratio)
+        )
+    norms = _token_norm_table(items)
+    if norms:
+        tables.append(norms)
     for n, item in enumerate(i for i in items if isinstance(i.get("evidence"), dict) and "layers" in i["evidence"]):
         ev = item["evidence"]
         figure(
@@ -108,7 +124,6 @@ def _claim_view(claim: dict) -> dict:
             f"Hypothesis examples tried, {_item_label(item)}",
             lambda ex=item["examples"], n=n: plots.examples_plot(ex, key=f"{cid}-examples-{n}"),
         )
-    thresholds = next((i["thresholds"] for i in items if isinstance(i.get("thresholds"), dict)), {})
     return {
         **claim,
         "anchor": f"claim-{cid}",
@@ -178,6 +193,33 @@ def _profile_table(label: str, prof: dict) -> dict:
     return {"caption": f"Numbers, {label}", "columns": columns, "rows": rows}
 
 
+def _token_norm_table(items: list[dict]) -> dict | None:
+    """C5's explanation (§3.2): the first token's clean norm against the other tokens', per site."""
+    norms = next(
+        (i["evidence"]["token_norms"] for i in items if isinstance(i.get("evidence"), dict) and "token_norms" in i["evidence"]), None
+    )
+    if not isinstance(norms, dict):
+        return None
+    rows = []
+    for site, first, other in zip(norms["sites"], norms["first_token_norm"], norms["other_token_norm"], strict=False):
+        ratio = float(first) / float(other) if isinstance(first, int | float) and isinstance(other, int | float) and other else None
+        rows.append([site, fmt(first), fmt(other), fmt(ratio)])
+    return {
+        "caption": "First token's norm against the other tokens' (clean run, mean L2 norm per token)",
+        "columns": ["site", "first token ‖h‖", "other tokens ‖h‖", "ratio"],
+        "rows": rows,
+    }
+
+
+def _sampled(lengths: list, ratios: list) -> tuple[list, list]:
+    """At most 1000 evenly spaced points of a per-prompt series, so a long corpus keeps the page small."""
+    if len(lengths) <= 1000:
+        return lengths, ratios
+    step = len(lengths) / 1000
+    keep = [int(k * step) for k in range(1000)]
+    return [lengths[k] for k in keep], [ratios[k] for k in keep]
+
+
 def _matrix_table(ev: dict) -> dict:
     rows = [[f"block {n}", *(fmt(v) for v in row)] for n, row in zip(ev["layers"], ev["delta"], strict=False)]
     return {"caption": f"Δ by scaled block × site, factor {fmt(ev.get('factor'))}", "columns": ["scaled", *ev["sites"]], "rows": rows}
@@ -204,7 +246,10 @@ def _evidence_rows(evidence: object) -> list[tuple[str, str]]:
         return []
     rows = []
     for key, value in evidence.items():
-        if key == "profile" or (key == "delta" and "layers" in evidence):
+        if key in ("profile", "token_norms") or (key == "delta" and "layers" in evidence):
+            continue
+        if isinstance(value, list) and len(value) > SHOWN_VALUES:  # per-prompt lists: the JSON has them all
+            rows.append((key, f"{fmt(value[:SHOWN_VALUES])}, … ({len(value)} values; all in the JSON twin)"))
             continue
         if key == "readings" and isinstance(value, dict):
             for name, reading in value.items():

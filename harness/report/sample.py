@@ -1,15 +1,13 @@
 """A sample run: claim outcomes computed from real profiles, shaped as the claims suite ships them.
 
-    outcomes, info = sample_run("minilm", prompts=["The cat sat.", "Rain fell."])
+    outcomes, info = sample_run("minilm", prompts=["The cat sat.", "Rain fell."])   # ClaimOutcome records
     write_report(outcomes, info, Path("reports/sample.html"))
 
     python -m harness.report.sample --model minilm --out docs/sample.html
 
 Used by the report's own tests and to draw the README's screenshot without running the suite.
-The outcome dicts follow the contract that `claims/` attaches to each test item as the
-`claim_outcome` user property (see `harness.report.outcomes`). Expectations here are a small
-stand-in for the suite's: trained-weight claims are not applicable to random weights, and on
-post-LN models (minilm) growth and the first-token claim are expected to fail.
+The outcomes are the records (harness.outcome.ClaimOutcome) the claims suite attaches to each
+test item, held to the suite's own expectations file (claims/expectations.toml).
 """
 
 from __future__ import annotations
@@ -19,8 +17,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness import CleanPass, profile
 from harness import judgement as J
-from harness.profile import CleanPass, Profile, profile
+from harness.checks import token_norms
+from harness.expectations import load_expectations
+from harness.outcome import ClaimOutcome, Example, status_of
 from harness.subjects import load_subject
 
 SAMPLE_PROMPTS = (
@@ -29,12 +30,7 @@ SAMPLE_PROMPTS = (
     "Can you explain why the sky looks red at sunset?",
     "<script>alert(1)</script>",  # must show as text in the report
 )
-
-# claim -> expected verdict, per architecture; anything missing is expected to hold
-_EXPECTED = {
-    "random-gpt2": {"C3": J.NOT_APPLICABLE, "C4": J.NOT_APPLICABLE, "C5": J.NOT_APPLICABLE},
-    "minilm": {"C3": J.REFUTED, "C5": J.REFUTED},
-}
+EXPECTATIONS = Path(__file__).resolve().parents[2] / "claims" / "expectations.toml"
 
 
 def sample_run(
@@ -44,33 +40,44 @@ def sample_run(
     factors: Sequence[float] = (0.5, 1.5),
     hypothesis_factors: Sequence[float] = (0.25, 0.8, 1.2, 2.0),
     c0_factor: float = 0.5,
-) -> tuple[list[dict], dict]:
-    """Outcome dicts (one per would-be test item) and a run-info dict, from real measurements."""
+    expectations: Path = EXPECTATIONS,
+) -> tuple[list[ClaimOutcome], dict]:
+    """Outcome records (one per would-be test item) and a run-info dict, from real measurements."""
+    expected = load_expectations(expectations, model, layer)
     subject = load_subject(model, device="cpu")
     clean = CleanPass(subject, list(prompts))
     prof = profile(subject, None, layer, factors, per_prompt=True, clean=clean)
-    outcomes: list[dict] = []
+
+    def outcome(verdict: J.Verdict, source: str, factor: float | None, name: str, **kw: object) -> ClaimOutcome:
+        claim = verdict.claim
+        return ClaimOutcome.measured(
+            verdict,
+            expected[claim].verdict,
+            expectation_reason=f"{expected[claim].where}: {expected[claim].reason}",
+            nodeid=f"claims/test_{claim.lower()}.py::{name}",
+            model=model,
+            layer=layer,
+            source=source,
+            factor=factor,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    outcomes: list[ClaimOutcome] = []
     for claim_id, judge in J.JUDGES.items():
         for i, factor in enumerate(prof.factors):
-            verdict = judge(prof, i).to_dict()
-            outcomes.append(_outcome(claim_id, model, layer, "note", factor, verdict, prof, f"test_{claim_id}_note[{factor:g}]"))
+            extra = {"profile": prof.to_dict(), **({"token_norms": token_norms(prof)} if claim_id == "C5" else {})}
+            outcomes.append(outcome(judge(prof, i), "note", factor, f"test_{claim_id}_note[{factor:g}]", evidence=extra))
     hyp = profile(subject, None, layer, hypothesis_factors, per_prompt=True, clean=clean)
     for claim_id in ("C2", "C4"):
-        examples = []
-        for i, factor in enumerate(hyp.factors):
-            v = J.JUDGES[claim_id](hyp, i).to_dict()
-            status = _status(v["verdict"], _expected(model, claim_id))
-            examples.append(
-                {"factor": factor, "verdict": v["verdict"], "status": status, "margin": v["margin"], "margin_text": v["margin_text"]}
-            )
-        worst = min(range(len(examples)), key=lambda k: examples[k]["margin"] if examples[k]["margin"] is not None else 0.0)
-        verdict = J.JUDGES[claim_id](hyp, worst).to_dict()
-        outcome = _outcome(claim_id, model, layer, "hypothesis", None, verdict, hyp, f"test_{claim_id}_hypothesis")
-        outcome["examples"] = examples
-        outcomes.append(outcome)
+        verdicts = [J.JUDGES[claim_id](hyp, i) for i in range(len(hyp.factors))]
+        examples = tuple(
+            Example(f, v.verdict, status_of(v.verdict, expected[claim_id].verdict), v.margin, v.margin_text)
+            for f, v in zip(hyp.factors, verdicts, strict=True)
+        )
+        closest = min(verdicts, key=lambda v: v.margin if v.margin is not None else 0.0)  # each example's own verdict
+        outcomes.append(outcome(closest, "hypothesis", None, f"test_{claim_id}_hypothesis", examples=examples))
     layers = {n: profile(subject, None, n, [c0_factor], clean=clean) for n in range(subject.n_blocks)}
-    c0 = J.judge_c0(layers).to_dict()
-    outcomes.insert(0, _outcome("C0", model, layer, "note", c0_factor, c0, None, "test_C0_causality"))
+    outcomes.insert(0, outcome(J.judge_c0(layers), "note", c0_factor, "test_C0_causality"))
     info = {
         **subject.describe(),
         "layer": layer,
@@ -83,51 +90,6 @@ def sample_run(
         "command": "python -m harness.report.sample --model " + model,
     }
     return outcomes, info
-
-
-def _outcome(
-    claim_id: str, model: str, layer: int, source: str, factor: float | None, verdict: dict, prof: Profile | None, name: str
-) -> dict:
-    claim = J.CLAIMS[claim_id]
-    expected = _expected(model, claim_id)
-    evidence = dict(verdict["evidence"])
-    if prof is not None:
-        evidence["profile"] = prof.to_dict()
-    shown = J.NOT_APPLICABLE if expected == J.NOT_APPLICABLE else verdict["verdict"]
-    return {
-        "claim": claim_id,
-        "section": claim.section,
-        "title": claim.title,
-        "statement": claim.statement,
-        "test": claim.test,
-        "nodeid": f"claims/test_{claim_id.lower()}.py::{name}",
-        "model": model,
-        "layer": layer,
-        "source": source,
-        "factor": factor,
-        "verdict": shown,
-        "expected": expected,
-        "expectation_reason": "sample expectation (see harness.report.sample)",
-        "status": _status(shown, expected),
-        "margin": verdict["margin"],
-        "margin_text": verdict["margin_text"],
-        "reason": verdict["reason"],
-        "thresholds": {k: v for k, v in J.THRESHOLDS.items() if k in claim.test or k == "PROMPT_SHARE"},
-        "evidence": evidence,
-        "examples": [],
-    }
-
-
-def _expected(model: str, claim_id: str) -> str:
-    return _EXPECTED.get(model, {}).get(claim_id, J.HOLDS)
-
-
-def _status(verdict: str, expected: str) -> str:
-    if J.NOT_APPLICABLE in (verdict, expected):
-        return "not applicable"
-    if verdict == J.HOLDS:
-        return "holds" if expected == J.HOLDS else "unexpected pass"
-    return "refuted as expected" if expected == J.REFUTED else "refuted"
 
 
 def _versions() -> dict[str, str]:

@@ -1,0 +1,59 @@
+"""The claims suite's layout and the hooks between its two pytest plugins, each stated once.
+
+    claims_dir(config)          # <rootdir>/claims: the claim tests, prompts.txt, expectations.toml
+    names_claims(config)        # does this command line run anything under claims/?
+    runs_tests(config)          # will tests run (not --co, --fixtures, --setup-plan)?
+    in_claims("claims/test_c3_growth.py::test_C3_growth[0.5]")   # True
+
+`harness.plugin` (settings, subject, fixtures, expectations) implements the hooks below;
+`harness.report.collect` (gathers each claim test's outcome, writes the report) declares and
+calls them. Neither imports the other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+CLAIMS_FOLDER = "claims"  # relative to pytest's rootdir; node ids under it start with "claims/"
+
+
+class SuiteHooks:
+    """Hookspecs, registered by harness.report.collect."""
+
+    @pytest.hookspec(firstresult=True)
+    def pytest_claim_report_run_info(self, config: pytest.Config) -> dict | None:
+        """Return the run information for the report's header: model, revision, device, dtype, layer,
+        prompts, prompt_texts, settings, versions, ... (harness.plugin implements it)."""
+
+    def pytest_claim_outcomes(self, config: pytest.Config, outcomes: list, complete: bool, why: str) -> None:
+        """Called once on the controller at the end of a claims run with every claim outcome
+        (harness.outcome.ClaimOutcome); `complete` is False, with `why`, when the run was interrupted
+        or a collected claim test ended without an outcome."""
+
+
+def claims_dir(config: pytest.Config) -> Path:
+    return config.rootpath / CLAIMS_FOLDER
+
+
+def in_claims(nodeid: str) -> bool:
+    return nodeid == CLAIMS_FOLDER or nodeid.startswith(CLAIMS_FOLDER + "/")
+
+
+def names_claims(config: pytest.Config) -> bool:
+    """Whether the command line's paths (or testpaths) name claims/, something in it, or a folder above it."""
+    claims = claims_dir(config).resolve()
+    for arg in config.args:
+        path = (config.invocation_params.dir / str(arg).split("::", 1)[0]).resolve()
+        if path == claims or claims in path.parents or path in claims.parents:
+            return True
+    return False
+
+
+def runs_tests(config: pytest.Config) -> bool:
+    """False for runs that only list or describe tests: --help, --markers, --co, --fixtures, --setup-plan."""
+    option = config.option
+    return not any(
+        getattr(option, name, False) for name in ("help", "markers", "collectonly", "showfixtures", "show_fixtures_per_test", "setupplan")
+    )
