@@ -6,13 +6,12 @@ before the layer read 0 by construction; from the layer on, Δ must equal the fu
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 
 from harness import CleanPass, load_subject, profile
 from harness.prompts import tokenize
+from harness.sweep import _prompt_chunks
 
 PROMPTS = [
     "The cat sat on the mat.",
@@ -60,7 +59,7 @@ def test_chunks_keep_padding_small_and_results_unchanged() -> None:
     rng = np.random.default_rng(0)
     prompts = ["x" + "y" * int(n) for n in rng.integers(4, 60, size=40)]
     tokens = tokenize(subject, prompts)
-    chunks = sys.modules["harness.profile"]._prompt_chunks(subject, tokens, 2048)
+    chunks = _prompt_chunks(subject, tokens, 512 * 2**20)
     assert sorted(i for c in chunks for i in c) == list(range(len(prompts)))
     padded = sum(len(c) * max(tokens.lengths[i] for i in c) for c in chunks)
     one_batch = len(prompts) * max(tokens.lengths)
