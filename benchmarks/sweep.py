@@ -400,7 +400,9 @@ def _low_precision(subject: Subject, options: Options, tokens: Tokenized, factor
     low = load_subject(SUBJECT, device=options.device, dtype=options.low_precision, seed=options.seed)
     best, peak, prof = math.inf, 0.0, None
     for _ in range(options.repeats):
-        seconds, extra, prof = _measure(lambda: profile(low, tokens, options.layer, factors, reuse_prefix=True, factor_batch=None), low.device)
+        seconds, extra, prof = _measure(
+            lambda: profile(low, tokens, options.layer, factors, reuse_prefix=True, factor_batch=None), low.device
+        )
         best, peak = min(best, seconds), max(peak, extra)
     first = options.layer + 1  # sites from block.layer on
     ref, mine = reference[:, first:], prof.delta[:, first:]

@@ -69,4 +69,3 @@ class Capture:
             self._on_site(site, hidden)
         else:
             self.states[site] = hidden.detach().clone()
-

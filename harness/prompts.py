@@ -43,6 +43,7 @@ class Tokenized:
                 rows[name].append(list(values) + [0] * pad)
         return {name: torch.tensor(value, device=device) for name, value in rows.items()}
 
+
 def read_prompts(path: Path) -> list[str]:
     """Prompts from a text file: one per line; blank lines and lines starting with '#' are skipped.
 
@@ -103,7 +104,7 @@ def tokenize(subject: Subject, prompts: Sequence[str]) -> Tokenized:
 def unknown_tokens_warning(tokens: Tokenized) -> str | None:
     """One line saying how many tokens the tokenizer could not spell and in how many prompts; None if none.
 
-        line = unknown_tokens_warning(tokens)   # print once (stderr, report header); None: nothing to say
+    line = unknown_tokens_warning(tokens)   # print once (stderr, report header); None: nothing to say
     """
     total = sum(tokens.unknown)
     if total == 0:

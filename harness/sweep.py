@@ -423,7 +423,9 @@ def _check_delta_finite(subject: Subject, layer: int, factors: tuple[float, ...]
     norm = float(np.sqrt(clean[subject.site_index(f"block.{layer}")].max()))  # block `layer`'s largest prompt norm
     allowed = "factors nearer 1"
     if norm > 0:
-        allowed = f"|factor| up to about {limit / norm:.2g} (block {layer}'s largest prompt norm is {norm:.3g}; later blocks can overflow sooner)"
+        allowed = (
+            f"|factor| up to about {limit / norm:.2g} (block {layer}'s largest prompt norm is {norm:.3g}; later blocks can overflow sooner)"
+        )
     raise InputError(
         f"factor {factors[f]:g} gives a non-finite Δ at {subject.sites[s]} on {subject.name} in {dtype}: {dtype} states hold values "
         f"up to {largest:.3g} and Δ² is summed in float32, so Δ stays finite below about {limit:.3g}. "

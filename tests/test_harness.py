@@ -285,7 +285,9 @@ def test_bad_layer(layer):
         profile(_minilm(), PROMPTS[:1], layer, [0.5])
 
 
-@pytest.mark.parametrize(("layer", "message"), [(2.0, "layer 2.0 must be an integer"), ("2", "layer '2' must be an integer"), (True, "is a bool")])
+@pytest.mark.parametrize(
+    ("layer", "message"), [(2.0, "layer 2.0 must be an integer"), ("2", "layer '2' must be an integer"), (True, "is a bool")]
+)
 def test_layer_that_is_not_an_integer(layer, message):
     with pytest.raises(InputError, match=message):
         profile(_minilm(), PROMPTS[:1], layer, [0.5])
@@ -300,7 +302,9 @@ def test_integer_like_layer_is_accepted():
     assert Scale(_minilm(), np.int32(3), 0.5).layer == 3
 
 
-@pytest.mark.parametrize(("factors", "message"), [(0.5, "factors 0.5 is not a list"), ("0.5", "factors '0.5' is not a list"), (None, "factors None")])
+@pytest.mark.parametrize(
+    ("factors", "message"), [(0.5, "factors 0.5 is not a list"), ("0.5", "factors '0.5' is not a list"), (None, "factors None")]
+)
 def test_factors_that_are_not_a_list(factors, message):
     with pytest.raises(InputError, match=message):
         profile(_minilm(), PROMPTS[:1], 2, factors)
@@ -311,7 +315,9 @@ def test_no_prompts_and_no_clean_pass():
         profile(_minilm(), None, 2, [0.5])
 
 
-@pytest.mark.parametrize(("name", "dtype", "factor", "allowed"), [("random-gpt2", "float32", 1e30, 1e17), ("random-gpt2", "float16", 1e5, 1e3)])
+@pytest.mark.parametrize(
+    ("name", "dtype", "factor", "allowed"), [("random-gpt2", "float32", 1e30, 1e17), ("random-gpt2", "float16", 1e5, 1e3)]
+)
 def test_factor_whose_delta_overflows_is_an_error(name, dtype, factor, allowed):
     """A finite factor can still overflow: Δ must never come back as inf or nan."""
     subject = load_subject(name, device="cpu", dtype=dtype)
