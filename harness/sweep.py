@@ -101,10 +101,11 @@ def profile(
         report = progress
     sums = _Sums(len(factor_list), len(subject.sites), len(clean.tokens.ids), subject.device)
     factor_tensor = torch.tensor(factor_list, dtype=torch.float32, device=subject.device)
+    sweep = _Sweep(subject, layer, factor_tensor, sums, memory_budget_mb, factor_batch)
     with torch.inference_mode():
         for number, chunk in enumerate(clean.chunks):
             states, calls = clean.states(number, block_inputs=reuse_prefix)
-            _run_chunk(subject, chunk, states, calls, layer, factor_tensor, sums, memory_budget_mb, factor_batch)
+            sweep.run(chunk, states, calls)
             del states, calls  # a recomputed chunk's states go now, not after the next one is made
             if report is not None:
                 report(number + 1, len(clean.chunks))
@@ -330,67 +331,60 @@ def _prompt_chunks(subject: Subject, tokens: Tokenized, chunk_bytes: int) -> lis
     return chunks
 
 
-def _run_chunk(
-    subject: Subject,
-    chunk: Chunk,
-    states: dict[str, torch.Tensor],
-    calls: list[Call] | None,
-    layer: int,
-    factors: torch.Tensor,
-    sums: _Sums,
-    memory_budget_mb: int,
-    factor_batch: int | None,
-) -> None:
-    """Every factor on one chunk, `step` factors per forward; halve the step on CUDA out-of-memory."""
-    n_prompts, width = chunk.batch["attention_mask"].shape
-    per_factor = n_prompts * width * _hidden_size(subject) * 4 * 24  # activations of one factor's rows, upper bound
-    fits = int(memory_budget_mb * 2**20 * FACTOR_SHARE) // per_factor
-    step = max(1, min(len(factors), factor_batch or len(factors), fits))
-    start = 0
-    while start < len(factors):
-        stop = min(start + step, len(factors))
-        try:
-            _run_factors(subject, chunk, states, calls, layer, factors, start, stop, sums)
-        except torch.OutOfMemoryError:
-            if step == 1:
-                raise
-            step = max(1, step // 2)  # halve and retry: the sums for [start, stop) were not yet written
-            if subject.device.type == "cuda":
-                torch.cuda.empty_cache()
-            continue
-        start = stop
+@dataclass(frozen=True)
+class _Sweep:
+    """One profile's fixed inputs: every chunk runs through `run`, writing into `sums`."""
 
+    subject: Subject
+    layer: int
+    factors: torch.Tensor  # (F,) float32 on the device
+    sums: _Sums
+    memory_budget_mb: int
+    factor_batch: int | None
 
-def _run_factors(
-    subject: Subject,
-    chunk: Chunk,
-    states: dict[str, torch.Tensor],
-    calls: list[Call] | None,
-    layer: int,
-    factors: torch.Tensor,
-    start: int,
-    stop: int,
-    sums: _Sums,
-) -> None:
-    """One forward for factors[start:stop], rows factor-major (F·P, T): the full model, or a replay when calls are given."""
-    n_factors, n_prompts = stop - start, chunk.index.shape[0]
-    results: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    def run(self, chunk: Chunk, states: dict[str, torch.Tensor], calls: list[Call] | None) -> None:
+        """Every factor on one chunk, `step` factors per forward; halve the step on CUDA out-of-memory."""
+        n_factors = len(self.factors)
+        n_prompts, width = chunk.batch["attention_mask"].shape
+        per_factor = n_prompts * width * _hidden_size(self.subject) * 4 * 24  # activations of one factor's rows, upper bound
+        fits = int(self.memory_budget_mb * 2**20 * FACTOR_SHARE) // per_factor
+        step = max(1, min(n_factors, self.factor_batch or n_factors, fits))
+        start = 0
+        while start < n_factors:
+            stop = min(start + step, n_factors)
+            try:
+                self._forward(chunk, states, calls, start, stop)
+            except torch.OutOfMemoryError:
+                if step == 1:
+                    raise
+                step = max(1, step // 2)  # halve and retry: the sums for [start, stop) were not yet written
+                if self.subject.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            start = stop
 
-    def reduce(site: str, hidden: torch.Tensor) -> None:
-        grid = hidden.view(n_factors, n_prompts, *hidden.shape[1:])  # (F, P, T, D)
-        results[site] = (squared_distance(states[site], grid, chunk.selected), squared_distance(states[site], grid, chunk.everything))
+    def _forward(self, chunk: Chunk, states: dict[str, torch.Tensor], calls: list[Call] | None, start: int, stop: int) -> None:
+        """One forward for factors[start:stop], rows factor-major (F·P, T): the full model, or a replay when calls are given."""
+        subject = self.subject
+        n_factors, n_prompts = stop - start, chunk.index.shape[0]
+        results: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    if calls is not None:  # reuse_prefix: sites before `layer` stay 0
-        replay(subject, layer, states[f"block.{layer}"], calls, factors[start:stop], reduce)
-    else:
-        stacked = {name: value.repeat(n_factors, 1) for name, value in chunk.batch.items()}  # (F·P, T)
-        row_factors = factors[start:stop].repeat_interleave(n_prompts)  # (F·P,)
-        with Scale(subject, layer, row_factors), Capture(subject, on_site=reduce):
-            subject.model(**stacked, **_no_cache(subject))
-    for site, (selected, everything) in results.items():  # written only after the forward succeeded
-        s = subject.site_index(site)
-        sums.delta[start:stop, s, chunk.index] = selected
-        sums.delta_all[start:stop, s, chunk.index] = everything
+        def reduce(site: str, hidden: torch.Tensor) -> None:
+            grid = hidden.view(n_factors, n_prompts, *hidden.shape[1:])  # (F, P, T, D)
+            clean = states[site]
+            results[site] = (squared_distance(clean, grid, chunk.selected), squared_distance(clean, grid, chunk.everything))
+
+        if calls is not None:  # reuse_prefix: sites before `layer` stay 0
+            replay(subject, self.layer, states[f"block.{self.layer}"], calls, self.factors[start:stop], reduce)
+        else:
+            stacked = {name: value.repeat(n_factors, 1) for name, value in chunk.batch.items()}  # (F·P, T)
+            row_factors = self.factors[start:stop].repeat_interleave(n_prompts)  # (F·P,)
+            with Scale(subject, self.layer, row_factors), Capture(subject, on_site=reduce):
+                subject.model(**stacked, **_no_cache(subject))
+        for site, (selected, everything) in results.items():  # written only after the forward succeeded
+            s = subject.site_index(site)
+            self.sums.delta[start:stop, s, chunk.index] = selected
+            self.sums.delta_all[start:stop, s, chunk.index] = everything
 
 
 def _check_clean_finite(subject: Subject, clean: CleanPass) -> None:
