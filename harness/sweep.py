@@ -101,7 +101,7 @@ def profile(
         report = progress
     sums = _Sums(len(factor_list), len(subject.sites), len(clean.tokens.ids), subject.device)
     factor_tensor = torch.tensor(factor_list, dtype=torch.float32, device=subject.device)
-    sweep = _Sweep(subject, layer, factor_tensor, sums, memory_budget_mb, factor_batch)
+    sweep = _Sweep(subject, layer, factor_tensor, sums, memory_budget_mb, factor_batch, reuse_prefix)
     with torch.inference_mode():
         for number, chunk in enumerate(clean.chunks):
             states, calls = clean.states(number, block_inputs=reuse_prefix)
@@ -192,7 +192,7 @@ class CleanPass:
         """
         held = self._held.get(number)
         if held is not None and (held[1] is not None or not block_inputs):
-            return held[0], held[1]
+            return held[0], (held[1] if block_inputs else None)  # recorded inputs never make a full forward a replay
         with torch.inference_mode():
             states, calls = self._forward(self.chunks[number], block_inputs)
         self._hold(number, states, calls)
@@ -341,6 +341,7 @@ class _Sweep:
     sums: _Sums
     memory_budget_mb: int
     factor_batch: int | None
+    reuse_prefix: bool
 
     def run(self, chunk: Chunk, states: dict[str, torch.Tensor], calls: list[Call] | None) -> None:
         """Every factor on one chunk, `step` factors per forward; halve the step on CUDA out-of-memory."""
@@ -364,7 +365,7 @@ class _Sweep:
             start = stop
 
     def _forward(self, chunk: Chunk, states: dict[str, torch.Tensor], calls: list[Call] | None, start: int, stop: int) -> None:
-        """One forward for factors[start:stop], rows factor-major (F·P, T): the full model, or a replay when calls are given."""
+        """One forward for factors[start:stop], rows factor-major (F·P, T): the full model, or with reuse_prefix a replay."""
         subject = self.subject
         n_factors, n_prompts = stop - start, chunk.index.shape[0]
         results: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -374,7 +375,8 @@ class _Sweep:
             clean = states[site]
             results[site] = (squared_distance(clean, grid, chunk.selected), squared_distance(clean, grid, chunk.everything))
 
-        if calls is not None:  # reuse_prefix: sites before `layer` stay 0
+        if self.reuse_prefix:  # sites before `layer` stay 0
+            assert calls is not None, "reuse_prefix needs the chunk's block inputs"
             replay(subject, self.layer, states[f"block.{self.layer}"], calls, self.factors[start:stop], reduce)
         else:
             stacked = {name: value.repeat(n_factors, 1) for name, value in chunk.batch.items()}  # (F·P, T)
