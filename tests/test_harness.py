@@ -1,6 +1,6 @@
 """The instrument itself: sites, the Scale hook, Δ, batching, hook hygiene, bad input.
 
-Every expected number is computed independently of `harness.profile`: from HuggingFace's own
+Every expected number is computed independently of `harness.sweep`: from HuggingFace's own
 `output_hidden_states`, or from the identity Δ(block L) = |1 − s|·‖H_L‖.
 """
 
