@@ -11,7 +11,8 @@ token ids, scaling block `--layer`'s output by each factor and measuring Δ = �
      output_hidden_states=True, then per factor a forward hook on the block doing `.mul_(factor)`,
      a full LM forward, and Δ per layer as `torch.norm(...).item()` (one host sync per layer).
      Clean runs once per prompt, not once per factor.
-  b  harness.profile(subject, tokens, layer, factors): the default, full base-model forwards.
+  b  harness.profile(subject, tokens, layer, factors, factor_batch=None): full base-model forwards,
+     factors stacked as the memory budget allows (the default, factor_batch=1, runs one per forward).
   b+ the same with reuse_prefix=True: only the blocks after `layer` run per factor.
   c  TransformerLens 4's TransformerBridge around a copy of the same LM: per padded batch one clean
      run_with_cache, then per factor one run_with_cache with a hook on blocks.L.hook_out
@@ -53,6 +54,7 @@ from harness.errors import InputError
 from harness.measurement import squared_distance, token_weights
 from harness.prompts import Tokenized
 from harness.settings import DTYPES
+from harness.sweep import CleanPass  # the padded batches `profile` makes, reused by c and d
 
 SUBJECT = "random-gpt2"
 
@@ -107,14 +109,12 @@ def run(subject: Subject, options: Options) -> dict[str, Any]:
     layer = options.layer
     lm = lm_head_model(subject)
     n_real = sum(tokens.lengths)
-    from harness.profile import CleanPass  # the padded batches `profile` makes, reused by c and d
-
     chunks = [chunk.index.tolist() for chunk in CleanPass(subject, tokens).chunks]
     padded = sum(len(c) * max(tokens.lengths[i] for i in c) for c in chunks)
     methods: dict[str, dict[str, Any]] = {}
     deltas: dict[str, np.ndarray] = {}
 
-    small = Tokenized(tokens.texts[:2], tokens.ids[:2], tokens.extra[:2])  # warm-up inputs: 2 prompts, 2 factors
+    small = Tokenized(tokens.texts[:2], tokens.ids[:2], tokens.extra[:2], tokens.unknown[:2])  # warm-up inputs: 2 prompts, 2 factors
 
     def timed(name: str, fn: Callable[[Tokenized, list[list[int]], list[float]], np.ndarray | None]) -> None:
         fn(small, [[0, 1][: len(small.ids)]], factors[:2])  # untimed: kernels, allocator and caches warm up
@@ -131,8 +131,8 @@ def run(subject: Subject, options: Options) -> dict[str, Any]:
     if "a" in options.methods:
         timed("a", lambda t, c, f: note_loop(lm, t, layer, f, subject.device))
     if "b" in options.methods:
-        timed("b", lambda t, c, f: profile(subject, t, layer, f).delta)
-        timed("b+", lambda t, c, f: profile(subject, t, layer, f, reuse_prefix=True).delta)
+        timed("b", lambda t, c, f: profile(subject, t, layer, f, factor_batch=None).delta)
+        timed("b+", lambda t, c, f: profile(subject, t, layer, f, reuse_prefix=True, factor_batch=None).delta)
     if "c" in options.methods:
         try:
             bridge = tl_bridge(lm, subject)
@@ -182,7 +182,7 @@ def make_tokens(subject: Subject, n: int, lo: int, hi: int, seed: int) -> Tokeni
     vocab = min(len(subject.tokenizer), int(subject.model.config.vocab_size))
     lengths = generator.integers(lo, hi + 1, size=n)
     ids = tuple(tuple(int(t) for t in generator.integers(0, vocab, size=int(k))) for k in lengths)
-    return Tokenized(texts=tuple(f"prompt {i}" for i in range(n)), ids=ids, extra=tuple({} for _ in range(n)))
+    return Tokenized(texts=tuple(f"prompt {i}" for i in range(n)), ids=ids, extra=tuple({} for _ in range(n)), unknown=(0,) * n)
 
 
 def lm_head_model(subject: Subject) -> torch.nn.Module:
@@ -400,7 +400,9 @@ def _low_precision(subject: Subject, options: Options, tokens: Tokenized, factor
     low = load_subject(SUBJECT, device=options.device, dtype=options.low_precision, seed=options.seed)
     best, peak, prof = math.inf, 0.0, None
     for _ in range(options.repeats):
-        seconds, extra, prof = _measure(lambda: profile(low, tokens, options.layer, factors, reuse_prefix=True), low.device)
+        seconds, extra, prof = _measure(
+            lambda: profile(low, tokens, options.layer, factors, reuse_prefix=True, factor_batch=None), low.device
+        )
         best, peak = min(best, seconds), max(peak, extra)
     first = options.layer + 1  # sites from block.layer on
     ref, mine = reference[:, first:], prof.delta[:, first:]

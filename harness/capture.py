@@ -16,12 +16,12 @@ the same block (Scale prepends itself), so `block.L` is read after the scaling.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from harness.sites import block_input, block_output
 from harness.subjects import Subject
 
 SiteFn = Callable[[str, torch.Tensor], None]
@@ -34,7 +34,7 @@ class Capture:
         self.subject = subject
         self.sites = subject.sites if sites is None else tuple(subject.sites[subject.site_index(s)] for s in sites)
         self.states: dict[str, torch.Tensor] = {}
-        self._on_site = on_site or self._keep
+        self._on_site = on_site  # None: keep the tensors (not a bound method: no cycle keeps `states` alive)
         self._handles: list[RemovableHandle] = []
 
     def __enter__(self) -> Capture:
@@ -59,18 +59,13 @@ class Capture:
         subject = self.subject
         if site == "embed":  # the input of block 0
             return subject.blocks[0].register_forward_pre_hook(
-                lambda module, args, kwargs: self._on_site(site, _hidden_arg(args, kwargs)), with_kwargs=True
+                lambda module, args, kwargs: self._read(site, block_input(args, kwargs)), with_kwargs=True
             )
         module: nn.Module = subject.final_norm if site == "final_norm" else subject.blocks[int(site.split(".")[1])]
-        return module.register_forward_hook(lambda module, args, output: self._on_site(site, _hidden_out(output)))
+        return module.register_forward_hook(lambda module, args, output: self._read(site, block_output(output)))
 
-    def _keep(self, site: str, hidden: torch.Tensor) -> None:
-        self.states[site] = hidden.detach().clone()
-
-
-def _hidden_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
-    return args[0] if args else kwargs["hidden_states"]
-
-
-def _hidden_out(output: Any) -> torch.Tensor:
-    return output if isinstance(output, torch.Tensor) else output[0]  # transformers 4 blocks return tuples
+    def _read(self, site: str, hidden: torch.Tensor) -> None:
+        if self._on_site is not None:
+            self._on_site(site, hidden)
+        else:
+            self.states[site] = hidden.detach().clone()

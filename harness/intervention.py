@@ -10,8 +10,8 @@
 batched forward: row r of block `layer`'s output is multiplied by factor[r].
 
 The hook multiplies the hidden-state tensor itself, whether the block returns a Tensor
-(transformers 5) or a tuple whose first element is that tensor (transformers 4). Indexing
-`output[0]` on a Tensor would take the first batch row only, and scale nothing else.
+(transformers 5) or a tuple whose first element is that tensor (transformers 4): see
+`harness.sites.block_output`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from torch.utils.hooks import RemovableHandle
 
 from harness.errors import InputError
 from harness.settings import check_factor
+from harness.sites import block_output, layer_index
 from harness.subjects import Subject
 
 Factor = float | torch.Tensor
@@ -33,8 +34,8 @@ class Scale:
     """Context manager scaling block `layer`'s output by `factor`; see the module docstring."""
 
     def __init__(self, subject: Subject, layer: int, factor: Factor) -> None:
-        self.block: nn.Module = subject.blocks[subject.check_layer(layer)]
-        self.layer = layer
+        self.layer = layer_index(subject, layer)
+        self.block: nn.Module = subject.blocks[self.layer]
         self.factor = factor  # validated on set, read at every forward
         self.calls = 0  # forwards seen while entered
         self._handle: RemovableHandle | None = None
@@ -68,7 +69,7 @@ class Scale:
             handle.remove()
 
     def _hook(self, module: nn.Module, args: Any, output: Any) -> Any:
-        hidden = output if isinstance(output, torch.Tensor) else output[0]  # (B, T, D)
+        hidden = block_output(output)  # (B, T, D)
         factor = self._factor
         if isinstance(factor, torch.Tensor):
             if factor.shape[0] != hidden.shape[0]:

@@ -9,7 +9,9 @@ are the selected ones: padding never counts, and the first token counts only on 
 Over a set of prompts Δ is the Frobenius norm over all their selected tokens, that is
 sqrt(Σ_prompts Δ_prompt²), so one long prompt weighs more than one short one, as in a single
 Frobenius norm over the concatenated tokens.
-All sums accumulate in float32 whatever the model's dtype.
+All sums accumulate in float32 whatever the model's dtype; a Δ that leaves float32's range
+(about 1.8e19, the square root of its largest value) is reported by the sweep as an error.
+Δ / ‖H_clean‖ over a profile is `harness.profile.relative` (numpy only).
 """
 
 from __future__ import annotations
@@ -58,9 +60,3 @@ def frobenius(squared: np.ndarray, axis: int = -1) -> np.ndarray:
     """Combine per-prompt squared sums into one Frobenius norm: sqrt(Σ squared) along `axis`."""
     return np.sqrt(np.sum(squared, axis=axis))
 
-
-def relative(delta: np.ndarray, clean_norm: np.ndarray) -> np.ndarray:
-    """Δ / ‖H_clean‖ per site, 0 where the clean norm is 0. Broadcasts (F, S) over (S,)."""
-    clean = np.asarray(clean_norm, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(clean > 0, np.asarray(delta, dtype=np.float64) / np.where(clean > 0, clean, 1.0), 0.0)
