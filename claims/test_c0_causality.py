@@ -38,7 +38,7 @@ def c0_profiles(subject, prompts, settings):
 @pytest.mark.parametrize("factor", note_factors())
 def test_C0_causality_across_depth(factor, subject, c0_profiles, claim_check, settings):
     profiles = {layer: c0_profiles(layer, (factor,)) for layer in range(subject.n_blocks)}
-    claim_check.note(judge_c0(profiles, dtype=settings.dtype), factor=factor, profile=None)
+    claim_check.note(judge_c0(profiles, dtype=settings.dtype, seed=claim_check.seed), factor=factor, profile=None)
 
 
 def test_C0_causality_across_depth_drawn(subject, c0_profiles, claim_check, settings):

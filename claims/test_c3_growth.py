@@ -28,12 +28,12 @@ pytestmark = pytest.mark.claim("C3", applies=growth_span)
 @pytest.mark.parametrize("factor", note_factors())
 def test_C3_growth_after_intervention(factor, measure, claim_check):
     prof = measure(factor)
-    claim_check.note(judge_c3(prof), factor=factor, profile=prof)
+    claim_check.note(judge_c3(prof, seed=claim_check.seed), factor=factor, profile=prof)
 
 
 def test_C3_growth_after_intervention_drawn(measure, claim_check):
     @given(factor=drawn_factors())
     def run(factor):
-        claim_check.example(judge_c3(measure(factor)), factor)
+        claim_check.example(judge_c3(measure(factor), seed=claim_check.seed), factor)
 
     claim_check.hypothesis(run)

@@ -16,12 +16,12 @@ pytestmark = pytest.mark.claim("C5")
 @pytest.mark.parametrize("factor", note_factors())
 def test_C5_first_token_dominates(factor, measure, claim_check):
     prof = measure(factor)
-    claim_check.note(judge_c5(prof), factor=factor, profile=prof, evidence={"token_norms": token_norms(prof)})
+    claim_check.note(judge_c5(prof, seed=claim_check.seed), factor=factor, profile=prof, evidence={"token_norms": token_norms(prof)})
 
 
 def test_C5_first_token_dominates_drawn(measure, claim_check):
     @given(factor=drawn_factors())
     def run(factor):
-        claim_check.example(judge_c5(measure(factor)), factor)
+        claim_check.example(judge_c5(measure(factor), seed=claim_check.seed), factor)
 
     claim_check.hypothesis(run)

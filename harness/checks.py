@@ -48,6 +48,11 @@ class ClaimCheck:
         where = f" at layer {self.settings.layer}" if why else ""
         pytest.skip(f"{self.claim} is not applicable to {self.settings.model}{where}: {reason}")
 
+    @property
+    def seed(self) -> int:
+        """The run's seed, for the judges' bootstrap intervals: the same seed gives the same interval."""
+        return self.settings.seed
+
     def note(self, verdict: Verdict, *, factor: float | None, profile: object | None, evidence: Mapping[str, object] | None = None) -> None:
         """Record and assert one verdict at one of the note's factors; `evidence` adds to the verdict's."""
         extra = dict(evidence or {})

@@ -96,7 +96,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def _profile(args: argparse.Namespace) -> int:
     from harness import profile
-    from harness.prompts import read_prompts, tokenize
+    from harness.prompts import read_prompts, tokenize, unknown_tokens_warning
 
     settings = settings_from(args)
     prompts = list(args.prompt)
@@ -111,12 +111,10 @@ def _profile(args: argparse.Namespace) -> int:
         raise InputError("no prompts given: pass --prompt TEXT (repeatable) or --prompts FILE.")
     subject = load_subject_for(settings)
     tokens = tokenize(subject, prompts)
-    unknown = unknown_tokens(tokens)
-    if unknown:
-        print(
-            f"warning: {unknown} token(s) unknown to {subject.name}'s tokenizer in these prompts; they are measured as its unknown token",
-            file=sys.stderr,
-        )
+    unknown = tokens.n_unknown
+    warning = unknown_tokens_warning(tokens)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     result = profile(
         subject,
         tokens,
@@ -141,14 +139,6 @@ def _profile(args: argparse.Namespace) -> int:
     else:
         print(_table(result, subject.describe(), settings))
     return 0
-
-
-def unknown_tokens(tokens: object) -> int | None:
-    """How many tokens the tokenizer did not know (harness.prompts.Tokenized.unknown), None where not counted."""
-    counts = getattr(tokens, "unknown", None)
-    if counts is None:
-        return None
-    return int(sum(counts)) if isinstance(counts, tuple | list) else int(counts)
 
 
 def _table(result, about: dict[str, object], settings: Settings) -> str:

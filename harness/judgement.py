@@ -82,6 +82,8 @@ class Claim:
     statement: str  # the claim in our words
     test: str  # how it is judged, thresholds named
     empirical: bool  # depends on trained weights (not applicable to random-gpt2)
+    statistic: str = ""  # the number its rule compares (Verdict.statistic), in words
+    needs: str = ""  # how the statistic must compare with Verdict.threshold: "<=", ">=", ">" or "within" (C4's two bounds)
 
 
 CLAIMS: dict[str, Claim] = {
@@ -94,6 +96,8 @@ CLAIMS: dict[str, Claim] = {
             "Scaling the output of block n changes every later site and leaves every earlier site untouched.",
             "For every block n: relative Δ ≤ ZERO_RELATIVE at every site before block n, and Δ > 0 at block n and after.",
             empirical=False,
+            statistic="relative Δ nearest its limit (before: largest; at or after: smallest)",
+            needs="<=",
         ),
         Claim(
             "C1",
@@ -102,6 +106,8 @@ CLAIMS: dict[str, Claim] = {
             "Before the scaled block (embedding, blocks 0 and 1 for the note's layer 2) Δ is essentially zero.",
             "Relative Δ ≤ ZERO_RELATIVE at every site before block L.",
             empirical=False,
+            statistic="largest relative Δ before block L",
+            needs="<=",
         ),
         Claim(
             "C2",
@@ -110,6 +116,8 @@ CLAIMS: dict[str, Claim] = {
             "At the scaled block Δ jumps from about zero to a large value.",
             "Relative Δ at block L ≥ JUMP_RELATIVE and Δ(block L) ≥ JUMP_OVER_NOISE × the largest Δ before it.",
             empirical=False,
+            statistic="relative Δ at block L",
+            needs=">=",
         ),
         Claim(
             "C3",
@@ -120,6 +128,8 @@ CLAIMS: dict[str, Claim] = {
             "Δ(s+1)/Δ(s) > GROWTH_STEP for every step from block L to the last site before the final one, and the "
             "largest departure from the straight line through the end points ≥ NONLINEAR_MIN × the range.",
             empirical=True,
+            statistic="smallest step ratio Δ(s+1)/Δ(s)",
+            needs=">",
         ),
         Claim(
             "C4",
@@ -129,6 +139,8 @@ CLAIMS: dict[str, Claim] = {
             "DROP_MIN < 1 − Δ(final)/Δ(previous) ≤ SLIGHT_DROP_MAX, with final = the final norm's output "
             "(HuggingFace's last hidden state); the raw last block is reported beside it.",
             empirical=True,
+            statistic="drop 1 − Δ(final)/Δ(previous)",
+            needs="within",
         ),
         Claim(
             "C5",
@@ -137,6 +149,8 @@ CLAIMS: dict[str, Claim] = {
             "Counting the first token makes Δ about ten times larger, because its activations are very large.",
             "Median over blocks L…N−1 of Δ(with first token)/Δ(without) ≥ FIRST_TOKEN_RATIO.",
             empirical=True,
+            statistic="median ratio Δ(with first token)/Δ(without)",
+            needs=">=",
         ),
     )
 }

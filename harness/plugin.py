@@ -97,8 +97,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f" (seed {info['hypothesis_seed']})",
         f"harness: {versions}",
     ]
-    if info.get("unknown_tokens"):
-        lines.append(f"harness: WARNING {info['unknown_tokens']} token(s) of the prompts are unknown to the tokenizer")
+    if info.get("first_token"):
+        lines.append(f"harness: first token: {info['first_token']}")
+    if info.get("unknown_tokens_warning"):
+        lines.append(f"harness: WARNING {info['unknown_tokens_warning']}")
     return lines
 
 
@@ -300,7 +302,7 @@ def _run_info(config: pytest.Config) -> dict[str, object]:
     import torch
     import transformers
 
-    from harness.cli import unknown_tokens
+    from harness.prompts import unknown_tokens_warning
 
     settings = config.stash[SETTINGS]
     if SUBJECT in config.stash:
@@ -322,7 +324,8 @@ def _run_info(config: pytest.Config) -> dict[str, object]:
         "prompts": str(settings.prompts or claims_dir(config) / "prompts.txt"),
         "n_prompts": len(texts) if texts is not None else "not read",
         "prompt_texts": texts or [],
-        "unknown_tokens": unknown_tokens(tokens) if tokens is not None else None,
+        "unknown_tokens": tokens.n_unknown if tokens is not None else None,
+        "unknown_tokens_warning": unknown_tokens_warning(tokens) if tokens is not None else None,
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,

@@ -27,6 +27,11 @@ class Tokenized:
     unknown: tuple[int, ...]  # per prompt, tokens the tokenizer could not spell ([UNK]); all 0 without an unknown token
 
     @property
+    def n_unknown(self) -> int:
+        """Tokens over all prompts that the tokenizer could not spell."""
+        return sum(self.unknown)
+
+    @property
     def lengths(self) -> tuple[int, ...]:
         return tuple(len(row) for row in self.ids)
 

@@ -246,14 +246,11 @@ def check_factor(value: object) -> float:
 
 def load_subject_for(settings: Settings):
     """The subject these settings name (harness.subjects.load_subject with the loader's settings)."""
-    import inspect
-
     from harness.subjects import load_subject
 
-    extra = {}
-    if "prepend_bos" in inspect.signature(load_subject).parameters:  # the loader's keyword (issue 9)
-        extra["prepend_bos"] = settings.prepend_bos
-    return load_subject(settings.model, device=settings.device, dtype=settings.dtype, seed=settings.seed, **extra)
+    return load_subject(
+        settings.model, device=settings.device, dtype=settings.dtype, seed=settings.seed, prepend_bos=settings.prepend_bos
+    )
 
 
 # ---------------------------------------------------------------------------------------------
