@@ -58,7 +58,7 @@ from harness.capture import Capture
 from harness.errors import InputError
 from harness.intervention import Scale
 from harness.measurement import first_token_weights, frobenius, squared_distance, squared_norm, token_norm_sum, token_weights
-from harness.predictions import CleanPredictions, PredictionSums, Predictions, clean_predictions, reduce_scaled, vocab_chunk_for, with_first
+from harness.predictions import CleanPredictions, Predictions, PredictionSums, clean_predictions, reduce_scaled, vocab_chunk_for, with_first
 from harness.profile import Profile
 from harness.prompts import Tokenized, tokenize
 from harness.replay import BlockInputs, Call, replay
@@ -109,9 +109,7 @@ def profile(
         if prompts is None:
             raise InputError("prompts is None and no clean pass was given: pass a list of prompts, or clean=CleanPass(subject, prompts).")
         first = None if progress is None else (lambda done, total: progress(done, 2 * total))
-        clean = CleanPass(
-            subject, prompts, memory_budget_mb, record_block_inputs=reuse_prefix, progress=first, predictions=predictions
-        )
+        clean = CleanPass(subject, prompts, memory_budget_mb, record_block_inputs=reuse_prefix, progress=first, predictions=predictions)
         report = None if progress is None else (lambda done, total: progress(total + done, 2 * total))
     elif clean.subject is not subject:
         raise InputError(f"the clean pass was made on {clean.subject.name}, not on {subject.name}: make one per subject.")
@@ -465,7 +463,13 @@ class _Sweep:
             start = stop
 
     def _forward(
-        self, chunk: Chunk, states: dict[str, torch.Tensor], calls: list[Call] | None, logits: CleanPredictions | None, start: int, stop: int
+        self,
+        chunk: Chunk,
+        states: dict[str, torch.Tensor],
+        calls: list[Call] | None,
+        logits: CleanPredictions | None,
+        start: int,
+        stop: int,
     ) -> None:
         """One forward for factors[start:stop], rows factor-major (F·P, T): the full model, or with reuse_prefix a replay.
 

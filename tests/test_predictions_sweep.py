@@ -171,5 +171,8 @@ def _held_tensors(clean):
     held = []
     for entry in clean._held.values():
         held += list(entry.states.values())
-        held += [getattr(entry.logits, name) for name in ("logits", "log_normalizer", "top1", "target_logprob", "targets", "weights", "next_weights")]
+        held += [
+            getattr(entry.logits, name)
+            for name in ("logits", "log_normalizer", "top1", "target_logprob", "targets", "weights", "next_weights")
+        ]
     return held

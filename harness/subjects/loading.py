@@ -8,10 +8,11 @@ Every checkpoint goes through `from_pretrained` (AutoConfig, AutoModelForCausalL
 AutoModelForMaskedLM for encoders, AutoTokenizer), safetensors only, trust_remote_code=False. The
 subject's model is the base model inside (the row's `base_prefix`); the head beside it is kept as
 `subject.head` only when the checkpoint holds every head weight (or ties it to the embeddings):
-missing head keys drop the head (no predictions measured), never fill it with random weights. The files are checked on the way and every failure is
-one SubjectLoadError naming the file: a config that is not JSON or has no model_type, weights that
-are empty, truncated or random bytes, a tokenizer.json that does not parse, and weights that do not
-match the config (missing, unexpected or mismatched keys: "never substitute a model").
+missing head keys drop the head (no predictions measured), never fill it with random weights.
+The files are checked on the way and every failure is one SubjectLoadError naming the file: a
+config that is not JSON or has no model_type, weights that are empty, truncated or random bytes,
+a tokenizer.json that does not parse, and weights that do not match the config (missing,
+unexpected or mismatched keys: "never substitute a model").
 """
 
 from __future__ import annotations
@@ -229,7 +230,9 @@ def _split_loading_info(info: dict[str, Any], spec: Architecture) -> tuple[dict[
 def _head_or_why(lm: nn.Module, spec: Architecture, head_missing: list[str]) -> tuple[LMHead | None, str]:
     """The head when the checkpoint holds all of it; else None and why (never randomly initialised weights)."""
     if head_missing:
-        shown = ", ".join(head_missing[:_SHOWN_KEYS]) + (f" and {len(head_missing) - _SHOWN_KEYS} more" if len(head_missing) > _SHOWN_KEYS else "")
+        shown = ", ".join(head_missing[:_SHOWN_KEYS]) + (
+            f" and {len(head_missing) - _SHOWN_KEYS} more" if len(head_missing) > _SHOWN_KEYS else ""
+        )
         kind = "causal LM" if spec.kind == "decoder" else "masked-LM"
         return None, f"no {kind} head: the checkpoint lacks its weights ({shown}), and random ones would measure nothing"
     head = head_from(lm, spec)
