@@ -148,7 +148,10 @@ def _profile(args: argparse.Namespace) -> int:
         print(json.dumps(out, allow_nan=False))
     else:
         print(_table(result, subject.describe(), settings))
-        print(_predictions_table(result, why_not))
+        if result.kl is None:  # the Δ table stays the whole of stdout; the reason goes beside it
+            print(f"note: effect on predictions not measured: {why_not['kl']}", file=sys.stderr)
+        else:
+            print(_predictions_table(result, why_not))
     return 0
 
 
@@ -163,8 +166,6 @@ def _predictions_not_measured(subject, result) -> dict[str, str]:
 
 def _predictions_table(result, why_not: dict[str, str]) -> str:
     """One line per factor: kl, top-1 agreement and NLL change (or why they were not measured)."""
-    if result.kl is None:
-        return f"\neffect on predictions: not measured ({why_not['kl']})"
     which = "every token, the first included" if result.predictions_include_first else "every token but the first"
     lines = [
         "",
