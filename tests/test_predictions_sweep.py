@@ -176,3 +176,20 @@ def _held_tensors(clean):
             for name in ("logits", "log_normalizer", "top1", "target_logprob", "targets", "weights", "next_weights")
         ]
     return held
+
+
+def test_cli_json_and_table_carry_the_three_measures(subject, monkeypatch, capsys):
+    import json
+
+    from harness import cli
+
+    monkeypatch.setattr(cli, "load_subject_for", lambda settings: subject)
+    argv = ["profile", "--model", "random-gpt2", "--layer", str(LAYER), "--factor", "0.5", "--factor", "1", "--prompt", PROMPTS[1]]
+    expected = run(subject, [PROMPTS[1]], (0.5, 1.0))
+    assert cli.main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["kl"] == expected.kl.tolist() and out["top1_agreement"] == [expected.top1_agreement[0], 1.0]
+    assert out["nll_change"] == expected.nll_change.tolist() and "predictions_not_measured" not in out
+    assert cli.main(argv) == 0
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.strip().startswith(("0.5 |", "1 |"))]
+    assert [float(r[1]) for r in rows] == pytest.approx(expected.kl.tolist(), rel=1e-5, abs=1e-12)
