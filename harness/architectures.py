@@ -36,6 +36,7 @@ class Tolerated:
 _CAUSAL_MASK = Tolerated(r"\.(attn|attention)(\.attention)?\.(bias|masked_bias)$", False, "a causal-mask buffer, rebuilt at init")
 _ROTARY = Tolerated(r"rotary_emb\.inv_freq$", False, "rotary frequencies, recomputed from the config at init")
 _POOLER = Tolerated(r"^(\w+\.)?pooler\.", True, "masked-LM checkpoints carry no pooler; the pooled output is never a site")
+_POOLER_KEPT = Tolerated(r"^(\w+\.)?pooler\.", False, "a base checkpoint's pooler, absent from the masked-LM model; never a site")
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Architecture:
     model_type: str  # HuggingFace config.model_type
     family: str  # checkpoints of this type, in words
     kind: str  # "decoder" (causal LM) or "encoder" (masked LM)
-    base_prefix: str  # attribute holding the base model in *ForCausalLM / *ForMaskedLM (for an LM head later)
+    base_prefix: str  # attribute holding the base model in *ForCausalLM / *ForMaskedLM (the model loaded)
     blocks: str  # dotted path of the ModuleList of blocks on the base model
     final_norm: str | None  # dotted path of the final norm; None: the architecture has none
     pre_norm: bool | str  # norm before attention/MLP (pre-LN) or after the residual add (post-LN)
@@ -55,6 +56,8 @@ class Architecture:
     embed: str  # what the `embed` site holds on this architecture
     after_final_norm: str | None = None  # a module inside the base model applied after the final norm
     positions_reserved: int = 0  # position ids the model uses up before the first token (RoBERTa: 2)
+    head: tuple[str, ...] = ("lm_head",)  # modules of the *ForCausalLM / *ForMaskedLM model after the base, in order
+    logit_softcap: str | None = None  # config attribute of a final logit soft-capping (Gemma 2); None: none
     tolerated: tuple[Tolerated, ...] = ()
     quirks: str = ""
 
@@ -128,7 +131,7 @@ ARCHITECTURES: dict[str, Architecture] = {row.model_type: row for row in (
                  quirks="scaled embeddings; RMSNorm weights act as (1 + w)"),
     Architecture(model_type="gemma2", family="Gemma 2", kind="decoder", base_prefix="model",
                  blocks="layers", final_norm="norm", pre_norm=True, norm_kind="RMSNorm", parallel_residual=False,
-                 first_token="BOS <bos>", embed=_SCALED, tolerated=(_ROTARY,),
+                 first_token="BOS <bos>", embed=_SCALED, tolerated=(_ROTARY,), logit_softcap="final_logit_softcapping",
                  quirks="scaled embeddings; sandwich norms (before and after attention and MLP); alternating "
                         "local/global attention; logit soft-capping acts on the LM head only"),
     Architecture(model_type="phi3", family="Phi-3, Phi-3.5, Phi-4-mini", kind="decoder", base_prefix="model",
@@ -137,15 +140,16 @@ ARCHITECTURES: dict[str, Architecture] = {row.model_type: row for row in (
                  quirks="fused qkv and gate_up projections"),
     Architecture(model_type="bert", family="BERT, MiniLM (all-MiniLM-L6-v2)", kind="encoder", base_prefix="bert",
                  blocks="encoder.layer", final_norm=None, pre_norm=False, norm_kind="LayerNorm", parallel_residual=False,
-                 first_token="CLS [CLS]", embed=_ENCODER, tolerated=(_POOLER,),
-                 quirks="post-LN: every block ends in a LayerNorm, so there is no final norm"),
+                 first_token="CLS [CLS]", embed=_ENCODER, tolerated=(_POOLER, _POOLER_KEPT),
+                 head=("cls",), quirks="post-LN: every block ends in a LayerNorm, so there is no final norm"),
     Architecture(model_type="roberta", family="RoBERTa", kind="encoder", base_prefix="roberta",
                  blocks="encoder.layer", final_norm=None, pre_norm=False, norm_kind="LayerNorm", parallel_residual=False,
-                 first_token="CLS <s>", embed=_ENCODER, positions_reserved=2, tolerated=(_POOLER,),
+                 first_token="CLS <s>", embed=_ENCODER, positions_reserved=2, tolerated=(_POOLER, _POOLER_KEPT),
                  quirks="post-LN; positions start after the padding index, so 2 of max_position_embeddings are unusable"),
     Architecture(model_type="distilbert", family="DistilBERT", kind="encoder", base_prefix="distilbert",
                  blocks="transformer.layer", final_norm=None, pre_norm=False, norm_kind="LayerNorm", parallel_residual=False,
-                 first_token="CLS [CLS]", embed=_ENCODER, quirks="post-LN; no segment embeddings (token_type_ids)"),
+                 first_token="CLS [CLS]", embed=_ENCODER, head=("vocab_transform", "activation", "vocab_layer_norm", "vocab_projector"),
+                 quirks="post-LN; no segment embeddings (token_type_ids)"),
 )}
 # fmt: on
 

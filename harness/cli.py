@@ -3,6 +3,11 @@
     python -m harness profile --model minilm --layer 2 --factor 0.5 --factor 1.5 --prompt "The cat sat."
     python -m harness profile --model random-gpt2 --prompts claims/prompts.txt --factor-batch 3 --json
 
+Where the subject has an LM head the effect on its next-token predictions is measured too: `kl`,
+`top1_agreement` and `nll_change`, one value per factor (harness.predictions), over the same tokens
+as Δ (--include-first-token counts each prompt's first). Without a head they are null in --json and
+`predictions_not_measured` says why.
+
 The measurement flags are made from `harness.settings.Settings` (one per field, same name, help
 and default). Bad input prints one line naming the value, the flag and what is allowed, and exits
 2; no traceback. A value that starts with '-' (`--factor -0.5`, `--factor -inf`) is a value.
@@ -124,7 +129,10 @@ def _profile(args: argparse.Namespace) -> int:
         memory_budget_mb=settings.memory_budget_mb,
         reuse_prefix=settings.reuse_prefix,
         factor_batch=settings.factor_batch,
+        predictions=subject.head is not None,
+        include_first_token=settings.include_first_token,
     )
+    why_not = _predictions_not_measured(subject, result)
     if args.json:
         out = {
             **result.to_dict(),
@@ -133,12 +141,45 @@ def _profile(args: argparse.Namespace) -> int:
             "n_prompts": len(prompts),
             "unknown_tokens": unknown,
         }
+        if why_not:
+            out["predictions_not_measured"] = why_not
         out.update({k: v for k, v in settings.as_dict().items() if k not in out})  # factor_batch, reuse_prefix, ... flat
         out["settings"] = settings.as_dict()
         print(json.dumps(out, allow_nan=False))
     else:
         print(_table(result, subject.describe(), settings))
+        if result.kl is None:  # the Δ table stays the whole of stdout; the reason goes beside it
+            print(f"note: effect on predictions not measured: {why_not['kl']}", file=sys.stderr)
+        else:
+            print(_predictions_table(result, why_not))
     return 0
+
+
+def _predictions_not_measured(subject, result) -> dict[str, str]:
+    """measure -> why it is null (no LM head; a masked LM has no next-token loss); empty when all were measured."""
+    if subject.head is None:
+        return dict.fromkeys(("kl", "top1_agreement", "nll_change"), f"{subject.name} has {subject.head_note}")
+    if result.nll_change is None:
+        return {"nll_change": f"{subject.name}'s {subject.head_note} predicts each position's own token: there is no next token to score"}
+    return {}
+
+
+def _predictions_table(result, why_not: dict[str, str]) -> str:
+    """One line per factor: kl, top-1 agreement and NLL change (or why they were not measured)."""
+    which = "every token, the first included" if result.predictions_include_first else "every token but the first"
+    lines = [
+        "",
+        f"effect on predictions over {which}: kl = mean KL(p_clean ‖ p_scaled) (nats), top1 = share of unchanged argmax, "
+        "nll = mean NLL_scaled − NLL_clean of the next token (nats/token)",
+        f"{'factor':>8} | {'kl':>12} | {'top1':>8} | {'nll':>12}",
+    ]
+    lines.append("-" * len(lines[-1]))
+    for f, factor in enumerate(result.factors):
+        nll = "n/a" if result.nll_change is None else format(result.nll_change[f], ".6g")
+        lines.append(f"{factor:>8g} | {result.kl[f]:>12.6g} | {result.top1_agreement[f]:>8.4f} | {nll:>12}")
+    if "nll_change" in why_not:
+        lines.append(f"nll n/a: {why_not['nll_change']}")
+    return "\n".join(lines)
 
 
 def _table(result, about: dict[str, object], settings: Settings) -> str:

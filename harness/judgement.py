@@ -34,6 +34,21 @@ FIRST_TOKEN_RATIO = 10
 PROMPT_SHARE = 0.75
     A claim on a corpus holds when it holds on the aggregate Δ (Frobenius over every prompt's
     tokens) and, judged prompt by prompt, on at least three quarters of the prompts.
+KL_MATERIAL = 0.1 (nats per token), TOP1_MAX = 0.9
+    "the model is very sensitive to an early scaling" (§4; C6, derived from the conclusion): for a
+    factor s in [0.5, 1.5] with |1 − s| ≥ FACTOR_BAND, the mean KL(p_clean ‖ p_scaled) over the
+    counted positions is at least 0.1 nats AND at most 90 % of the next-token argmaxes are unchanged.
+    KL is the extra loss per token the scaled model pays on text drawn from the clean model's own
+    predictions; 0.1 nats is over a third of the ~0.27 nats/token between GPT-2 small (3.11) and
+    GPT-2 medium (2.84) on OpenWebText (nanoGPT's baselines of the OpenAI checkpoints), so less than
+    that would not be "very sensitive". It is far above rounding: float32 batching moves the KL by
+    ~1e-7 of itself, bf16 logits by an estimated 1e-4..1e-3 nats. The argmax test asks that
+    decisions change, not only probabilities: one changed greedy choice in ten makes a 20-token
+    greedy continuation differ with probability 1 − 0.9^20 ≈ 88 %. Neither test alone suffices: a
+    flat distribution (random weights: top-1 agreement ~0.5 at a KL of only ~0.03 nats at s = 0.5)
+    flips its argmax on noise, and a peaked one can move its probabilities without changing a choice.
+    The KL is the statistic (its interval resamples prompts, weighting each by its positions); the
+    top-1 agreement is reported beside it. Not applicable without trained weights or an LM head.
 """
 
 from __future__ import annotations
@@ -43,7 +58,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.bootstrap import Interval, prompt_bootstrap
+from harness.bootstrap import RESAMPLES, Interval, percentile_interval, prompt_bootstrap, resample_counts
 from harness.profile import Profile
 
 HOLDS, REFUTED, NOT_APPLICABLE = "holds", "refuted", "not-applicable"
@@ -59,6 +74,8 @@ SLIGHT_DROP_MAX = 0.5
 DROP_MIN = 1e-3
 FIRST_TOKEN_RATIO = 10.0
 PROMPT_SHARE = 0.75
+KL_MATERIAL = 0.1
+TOP1_MAX = 0.9
 
 THRESHOLDS = {
     "ZERO_RELATIVE": ZERO_RELATIVE,
@@ -71,6 +88,8 @@ THRESHOLDS = {
     "DROP_MIN": DROP_MIN,
     "FIRST_TOKEN_RATIO": FIRST_TOKEN_RATIO,
     "PROMPT_SHARE": PROMPT_SHARE,
+    "KL_MATERIAL": KL_MATERIAL,
+    "TOP1_MAX": TOP1_MAX,
 }
 
 
@@ -84,6 +103,7 @@ class Claim:
     empirical: bool  # depends on trained weights (not applicable to random-gpt2)
     statistic: str = ""  # the number its rule compares (Verdict.statistic), in words
     needs: str = ""  # how the statistic must compare with Verdict.threshold: "<=", ">=", ">" or "within" (C4's two bounds)
+    derived: str = ""  # where a claim the note does not state in so many words comes from; "" for the note's own
 
 
 CLAIMS: dict[str, Claim] = {
@@ -151,6 +171,19 @@ CLAIMS: dict[str, Claim] = {
             empirical=True,
             statistic="median ratio Δ(with first token)/Δ(without)",
             needs=">=",
+        ),
+        Claim(
+            "C6",
+            "§4",
+            "Predictions change materially",
+            "Scaling block L's output by any factor in the note's range at least FACTOR_BAND away from 1 changes the "
+            "model's next-token predictions materially: the drift reaches the output.",
+            "Mean KL(p_clean ‖ p_scaled) ≥ KL_MATERIAL nats and top-1 agreement ≤ TOP1_MAX over the counted "
+            "positions, on the aggregate and on at least PROMPT_SHARE of the prompts.",
+            empirical=True,
+            statistic="mean KL(p_clean ‖ p_scaled) per position, nats (top-1 agreement beside it)",
+            needs=">=",
+            derived="derived from the conclusion (§4): the note measures hidden states only",
         ),
     )
 }
@@ -372,6 +405,73 @@ def judge_c5(prof: Profile, factor_index: int = 0, *, seed: int = 0) -> Verdict:
 
 
 JUDGES = {"C1": judge_c1, "C2": judge_c2, "C3": judge_c3, "C4": judge_c4, "C5": judge_c5}
+
+
+def judge_c6(prof: Profile, factor_index: int = 0, *, seed: int = 0) -> Verdict:
+    """C6 on a profile made with predictions=True: KL ≥ KL_MATERIAL and top-1 agreement ≤ TOP1_MAX.
+
+    Not applicable when the profile carries no predictions (no LM head). The interval resamples
+    prompts: a resampled corpus's KL is Σ_p w_p·kl_sum_p / Σ_p w_p·n_p (each prompt weighs by its
+    positions, as in the aggregate), with w the bootstrap's multinomial counts.
+    """
+    if prof.kl is None or prof.top1_agreement is None:
+        return Verdict("C6", NOT_APPLICABLE, 0.0, "", "no predictions in this profile: the subject has no LM head")
+    kl, top1 = float(prof.kl[factor_index]), float(prof.top1_agreement[factor_index])
+    nll = None if prof.nll_change is None else float(prof.nll_change[factor_index])
+    aggregate = bool(kl >= KL_MATERIAL and top1 <= TOP1_MAX)
+    evidence: dict[str, object] = {
+        "factor": prof.factors[factor_index],
+        "kl": _finite(kl),
+        "top1_agreement": _finite(top1),
+        "nll_change": _finite(nll),
+        "include_first_token": prof.predictions_include_first,
+        "aggregate_holds": aggregate,
+    }
+    share, interval = None, None
+    if prof.prompt_kl is not None and prof.prompt_top1_agreement is not None and prof.prediction_positions is not None:
+        per_kl, per_top1 = prof.prompt_kl[factor_index], prof.prompt_top1_agreement[factor_index]  # (P,)
+        counted = prof.prediction_positions > 0  # a prompt with no counted position has no verdict of its own
+        share = float(np.mean((per_kl[counted] >= KL_MATERIAL) & (per_top1[counted] <= TOP1_MAX))) if counted.any() else None
+        interval = _kl_bootstrap(np.where(counted, per_kl, 0.0) * prof.prediction_positions, prof.prediction_positions, seed)
+        evidence.update(
+            prompt_lengths=list(prof.prompt_lengths),
+            prompt_statistic=_finite_list(per_kl),
+            prompt_top1_agreement=_finite_list(per_top1),
+        )
+    evidence.update(prompt_share=share, prompt_share_needed=PROMPT_SHARE)
+    holds = aggregate and (share is None or share >= PROMPT_SHARE)
+    if kl < KL_MATERIAL:
+        reason = f"the predictions barely move: KL {kl:.3g} nats per token (needs ≥ {KL_MATERIAL:g})"
+    elif top1 > TOP1_MAX:
+        reason = f"the distribution moves (KL {kl:.3g} nats) but {top1:.1%} of the top-1 predictions stay (needs ≤ {TOP1_MAX:.0%})"
+    else:
+        reason = f"KL {kl:.3g} nats per token and {1 - top1:.1%} of the top-1 predictions change"
+    if aggregate and not holds:
+        reason = f"holds on the aggregate but only on {share:.0%} of prompts (needs {PROMPT_SHARE:.0%}); {reason}"
+    ci95, fragile, threshold = _sureness(kl, KL_MATERIAL, interval, evidence)
+    share_text = "" if share is None else f"; holds on {share:.0%} of prompts"
+    return Verdict(
+        "C6",
+        HOLDS if holds else REFUTED,
+        margin=_finite(min(kl - KL_MATERIAL, TOP1_MAX - top1)),
+        margin_text=f"KL = {kl:.4g} nats (needs ≥ {KL_MATERIAL:g}); top-1 agreement = {top1:.4f} (needs ≤ {TOP1_MAX:g}); "
+        "margin = the smaller of KL − KL_MATERIAL and TOP1_MAX − top-1" + share_text,
+        reason=reason,
+        evidence=evidence,
+        statistic=_finite(kl),
+        threshold=threshold,
+        ci95=ci95,
+        fragile=fragile,
+    )
+
+
+def _kl_bootstrap(kl_sums: np.ndarray, positions: np.ndarray, seed: int) -> Interval:
+    """Percentile interval of Σ w·kl_sum / Σ w·positions over prompt resamples (harness.bootstrap's draws)."""
+    counts = resample_counts(len(positions), RESAMPLES, seed).astype(np.float64)  # (B, P)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a resample of prompts without positions: NaN, left out
+        values = np.einsum("bp,p->b", counts, kl_sums) / np.einsum("bp,p->b", counts, positions)
+    low, high = percentile_interval(values)
+    return Interval(low, high, values, seed, RESAMPLES)
 
 
 def judge_c0(profiles: dict[int, Profile], factor_index: int = 0, dtype: str = "float32", *, seed: int = 0) -> Verdict:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -147,6 +147,19 @@ def clean_predictions(
         next_weights=next_token_weights(attention_mask, include_first).to(logits.device),
         vocab_chunk=vocab_chunk,
         dtype=dtype,
+    )
+
+
+def with_first(clean: CleanPredictions, attention_mask: torch.Tensor, include_first: bool) -> CleanPredictions:
+    """The same reduced clean logits counting (or not) each prompt's first token: only the weights change.
+
+    So one clean pass serves both readings; nothing of the logits is recomputed.
+    """
+    device = clean.logits.device
+    return replace(
+        clean,
+        weights=position_weights(attention_mask, include_first).to(device),
+        next_weights=next_token_weights(attention_mask, include_first).to(device),
     )
 
 

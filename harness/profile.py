@@ -5,6 +5,7 @@
     prof.delta[f, s]                 # Δ for factor f at site s, first token excluded (§3.2)
     prof.delta_all_tokens[f, s]      # the same with the first token included
     prof.clean_norm[s]               # ‖H_clean‖ over the same tokens, for relative Δ
+    prof.kl[f], prof.top1_agreement[f], prof.nll_change[f]   # effect on predictions (profile(..., predictions=True))
     same = Profile.from_dict(json.loads(json.dumps(prof.to_dict())))        # the JSON round trip
 
 Judging a profile (harness.judgement) needs only this module, so it never imports the engine.
@@ -44,6 +45,16 @@ class Profile:
     # reuse_prefix; factor_batch > 1 stacks factors, so Δ there carries batch-shape rounding
     reuse_prefix: bool = False
     factor_batch: int | None = 1
+    # effect on the next-token predictions (harness.predictions); None unless profile(..., predictions=True)
+    kl: np.ndarray | None = None  # (F,) mean KL(p_clean ‖ p_scaled) over the counted positions, nats
+    top1_agreement: np.ndarray | None = None  # (F,) share of counted positions whose argmax is unchanged
+    nll_change: np.ndarray | None = None  # (F,) mean NLL_scaled − NLL_clean of the next token, nats/token; None for a masked LM
+    prompt_kl: np.ndarray | None = field(default=None, repr=False)  # (F, P), NaN for a prompt with no counted position
+    prompt_top1_agreement: np.ndarray | None = field(default=None, repr=False)  # (F, P)
+    prompt_nll_change: np.ndarray | None = field(default=None, repr=False)  # (F, P)
+    prediction_positions: np.ndarray | None = field(default=None, repr=False)  # (P,) positions counted for kl and top1
+    next_token_positions: np.ndarray | None = field(default=None, repr=False)  # (P,) positions counted for nll_change
+    predictions_include_first: bool | None = None  # whether each prompt's first token counted; None: not measured
 
     @property
     def relative_delta(self) -> np.ndarray:
@@ -68,6 +79,9 @@ class Profile:
         out["relative_delta_all_tokens"] = self.relative_delta_all_tokens.tolist()
         if self.prompt_delta is not None:
             out.update({key: _plain(getattr(self, key)) for key in _PER_PROMPT})
+        out["predictions_include_first"] = self.predictions_include_first
+        out.update({key: _nan_as_none(getattr(self, key)) for key in _PREDICTIONS})  # None when not measured
+        out.update({key: _nan_as_none(getattr(self, key)) for key in _PREDICTIONS_EXTRA if getattr(self, key) is not None})
         return out
 
     @classmethod
@@ -80,8 +94,10 @@ class Profile:
         fields["sites"] = tuple(str(s) for s in data["sites"])  # type: ignore[attr-defined]
         fields["factors"] = tuple(float(f) for f in data["factors"])  # type: ignore[attr-defined]
         fields["prompt_lengths"] = tuple(int(n) for n in data["prompt_lengths"])  # type: ignore[attr-defined]
-        arrays = [key for key in _ARRAYS + _PER_PROMPT if data.get(key) is not None]
-        fields.update({key: np.asarray(data[key], dtype=np.float64) for key in arrays})
+        arrays = [key for key in _ARRAYS + _PER_PROMPT + _PREDICTIONS + _PREDICTIONS_EXTRA if data.get(key) is not None]
+        fields.update({key: np.asarray(data[key], dtype=np.float64) for key in arrays})  # None inside -> NaN
+        if data.get("predictions_include_first") is not None:
+            fields["predictions_include_first"] = bool(data["predictions_include_first"])
         return cls(**fields)  # type: ignore[arg-type]
 
 
@@ -90,6 +106,8 @@ _SCALARS = ("model", "revision", "layer", "sites", "factors", "prompt_lengths", 
 _OPTIONAL_SCALARS = ("reuse_prefix", "factor_batch")  # older JSON lacks them: the defaults apply
 _ARRAYS = ("delta", "delta_all_tokens", "clean_norm", "clean_norm_all_tokens", "first_token_norm", "other_token_norm")
 _PER_PROMPT = ("prompt_delta", "prompt_delta_all_tokens", "prompt_clean_norm")
+_PREDICTIONS = ("kl", "top1_agreement", "nll_change")  # always in to_dict, None when not measured
+_PREDICTIONS_EXTRA = ("prompt_kl", "prompt_top1_agreement", "prompt_nll_change", "prediction_positions", "next_token_positions")
 
 
 def relative(delta: np.ndarray, clean_norm: np.ndarray) -> np.ndarray:
@@ -97,6 +115,14 @@ def relative(delta: np.ndarray, clean_norm: np.ndarray) -> np.ndarray:
     clean = np.asarray(clean_norm, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(clean > 0, np.asarray(delta, dtype=np.float64) / np.where(clean > 0, clean, 1.0), 0.0)
+
+
+def _nan_as_none(value: np.ndarray | None) -> object:
+    """A float array as nested lists with NaN (a prompt without a counted position) as None: JSON has no NaN."""
+    if value is None:
+        return None
+    array = np.asarray(value, dtype=np.float64)
+    return [_nan_as_none(row) for row in array] if array.ndim > 1 else [float(v) if np.isfinite(v) else None for v in array]
 
 
 def _plain(value: object) -> object:

@@ -74,11 +74,15 @@ class BlockInputs:
         return keep
 
 
-def replay(subject: Subject, layer: int, clean_output: torch.Tensor, calls: list[Call], factors: torch.Tensor, on_site: SiteFn) -> None:
+def replay(
+    subject: Subject, layer: int, clean_output: torch.Tensor, calls: list[Call], factors: torch.Tensor, on_site: SiteFn
+) -> torch.Tensor:
     """Run blocks layer+1.. on block `layer`'s clean output scaled by each factor; call on_site per site.
 
     clean_output: (P, T, D) block `layer`'s clean output; factors: (F,). on_site(site, hidden) gets
     (F·P, T, D) rows, factor-major (row f·P + p), for block.layer, every later block and final_norm.
+    Returns the base model's last output for those rows, (F·P, T, D'): after the final norm and the
+    row's `after_final_norm` (OPT's project_out), as the full forward's last_hidden_state.
     """
     n_factors, n_prompts = factors.shape[0], clean_output.shape[0]
     scale = factors.to(dtype=clean_output.dtype).view(n_factors, 1, 1, 1)  # (F, 1, 1, 1)
@@ -92,7 +96,18 @@ def replay(subject: Subject, layer: int, clean_output: torch.Tensor, calls: list
         hidden = block_output(subject.blocks[index](hidden, *args, **kwargs))
         on_site(f"block.{index}", hidden)
     if subject.final_norm is not None:
-        on_site("final_norm", subject.final_norm(hidden))
+        hidden = subject.final_norm(hidden)
+        on_site("final_norm", hidden)
+    after = _after_final_norm(subject)
+    return after(hidden) if after is not None else hidden
+
+
+def _after_final_norm(subject: Subject) -> nn.Module | None:
+    """The module the base model applies after its final norm (OPT's project_out), or None."""
+    module: Any = subject.model if subject.spec.after_final_norm else None
+    for part in (subject.spec.after_final_norm or "").split("."):
+        module = getattr(module, part, None) if part else module
+    return module
 
 
 def _tile(value: Any, n_prompts: int, n_factors: int, memo: dict[int, Any]) -> Any:

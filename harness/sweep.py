@@ -28,6 +28,16 @@ up to 3.9e-7 of ‖H_clean‖ before the layer and 1.0e-6 at factor 1 after it (
 `reuse_prefix=True` (opt-in) skips the blocks before the intervention (harness.replay): sites before
 `layer` then read 0 by construction, not by measurement, so keep the default wherever those sites
 are a claim (C1). From `layer` on it equals the full forward bit for bit with factor_batch=1.
+
+Predictions (`predictions=True`, subjects with an LM head; harness.predictions): the clean pass
+also reduces each chunk's clean logits once (`CleanPredictions`, held with the chunk's states while
+they fit the hold share, else recomputed by the same forward). Each factor's rows of the base
+model's last output then go through the head one factor at a time, (P, T, D) -> (P, T, V), and are
+reduced at once to per-(factor, prompt) sums: the logits of one factor of one chunk live at a time,
+whatever the number of factors. The reducer's float64 working set is cut by vocabulary slices to fit
+the factor share (`vocab_chunk_for`); a chunk is planned to hold two (P, T, V) logits (clean and one
+factor) in the chunk share. With factor_batch=1 the head sees the clean pass's shapes, so factor 1
+gives kl 0, top1_agreement 1 and nll_change 0 exactly. Without `predictions` the head never runs.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ import operator
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -48,6 +58,7 @@ from harness.capture import Capture
 from harness.errors import InputError
 from harness.intervention import Scale
 from harness.measurement import first_token_weights, frobenius, squared_distance, squared_norm, token_norm_sum, token_weights
+from harness.predictions import CleanPredictions, Predictions, PredictionSums, clean_predictions, reduce_scaled, vocab_chunk_for, with_first
 from harness.profile import Profile
 from harness.prompts import Tokenized, tokenize
 from harness.replay import BlockInputs, Call, replay
@@ -75,6 +86,8 @@ def profile(
     reuse_prefix: bool = False,
     factor_batch: int | None = 1,
     progress: Progress | None = None,
+    predictions: bool = False,
+    include_first_token: bool = False,
 ) -> Profile:
     """Measure Δ at every site of `subject` for each factor; see the module docstring.
 
@@ -83,6 +96,9 @@ def profile(
     Pass `clean=CleanPass(subject, prompts)` to share one clean pass between many profiles (other
     factors, other layers); `prompts` is then ignored. `reuse_prefix=True` runs only the blocks after
     `layer` per factor. `progress(done, total)` is called after each chunk (see `terminal_progress`).
+    `predictions=True` also measures kl, top1_agreement and nll_change per factor (the subject needs
+    an LM head; a given clean pass needs predictions=True too), over every token but each prompt's
+    first, or every token with `include_first_token=True`.
     """
     layer = layer_index(subject, layer)
     factor_list = _factor_list(factors)
@@ -93,23 +109,27 @@ def profile(
         if prompts is None:
             raise InputError("prompts is None and no clean pass was given: pass a list of prompts, or clean=CleanPass(subject, prompts).")
         first = None if progress is None else (lambda done, total: progress(done, 2 * total))
-        clean = CleanPass(subject, prompts, memory_budget_mb, record_block_inputs=reuse_prefix, progress=first)
+        clean = CleanPass(subject, prompts, memory_budget_mb, record_block_inputs=reuse_prefix, progress=first, predictions=predictions)
         report = None if progress is None else (lambda done, total: progress(total + done, 2 * total))
     elif clean.subject is not subject:
         raise InputError(f"the clean pass was made on {clean.subject.name}, not on {subject.name}: make one per subject.")
     else:
         report = progress
-    sums = _Sums(len(factor_list), len(subject.sites), len(clean.tokens.ids), subject.device)
+    if predictions and not clean.predictions:
+        raise InputError("predictions=True needs a clean pass made with them: CleanPass(subject, prompts, predictions=True).")
+    sums = _Sums(len(factor_list), len(subject.sites), len(clean.tokens.ids), subject.device, predictions)
     factor_tensor = torch.tensor(factor_list, dtype=torch.float32, device=subject.device)
     sweep = _Sweep(subject, layer, factor_tensor, sums, memory_budget_mb, factor_batch, reuse_prefix)
     with torch.inference_mode():
         for number, chunk in enumerate(clean.chunks):
-            states, calls = clean.states(number, block_inputs=reuse_prefix)
-            sweep.run(chunk, states, calls)
-            del states, calls  # a recomputed chunk's states go now, not after the next one is made
+            states, calls, clean_logits = clean.chunk_pass(number, block_inputs=reuse_prefix, predictions=predictions)
+            if clean_logits is not None:
+                clean_logits = with_first(clean_logits, chunk.batch["attention_mask"], include_first_token)
+            sweep.run(chunk, states, calls, clean_logits)
+            del states, calls, clean_logits  # a recomputed chunk's states go now, not after the next one is made
             if report is not None:
                 report(number + 1, len(clean.chunks))
-    return sums.profile(subject, clean, layer, tuple(factor_list), per_prompt, reuse_prefix, factor_batch)
+    return sums.profile(subject, clean, layer, tuple(factor_list), per_prompt, reuse_prefix, factor_batch, include_first_token)
 
 
 @dataclass(frozen=True)
@@ -132,7 +152,9 @@ class CleanPass:
         clean.release()           # drop the held states; later profiles recompute them, bit-identical
 
     `record_block_inputs=True` also keeps what each block was called with, for reuse_prefix replays;
-    without it a replay recomputes the chunk's clean forward once to record them.
+    without it a replay recomputes the chunk's clean forward once to record them. `predictions=True`
+    also reduces each chunk's clean logits (the subject needs an LM head), for profile(predictions=True);
+    `vocab_chunk` fixes the reducer's vocabulary slice (None: from the memory budget).
     """
 
     def __init__(
@@ -143,14 +165,23 @@ class CleanPass:
         *,
         record_block_inputs: bool = False,
         progress: Progress | None = None,
+        predictions: bool = False,
+        vocab_chunk: int | None = None,
     ) -> None:
         if prompts is None:
             raise InputError("prompts is None: pass a list of prompts (strings) for the clean pass.")
         memory_budget_mb = _positive_int("memory_budget_mb", memory_budget_mb, "(MiB), e.g. 2048")
+        if predictions and subject.head is None:
+            raise InputError(f"{subject.name} has {subject.head_note}: predictions cannot be measured on it; pass predictions=False.")
+        if vocab_chunk is not None:
+            vocab_chunk = _positive_int("vocab_chunk", vocab_chunk, "(vocabulary ids per slice), or None for the memory budget's choice")
         self.subject = subject
+        self.predictions = bool(predictions)
+        self.vocab_chunk = vocab_chunk
+        self.reducer_bytes = int(memory_budget_mb * 2**20 * FACTOR_SHARE)  # the reducer's float64 working set
         self.tokens = prompts if isinstance(prompts, Tokenized) else tokenize(subject, prompts)
         self.hold_limit = int(memory_budget_mb * 2**20 * HOLD_SHARE)  # bytes of clean states held between profiles
-        self._held: dict[int, tuple[dict[str, torch.Tensor], list[Call] | None, int]] = {}  # chunk -> states, calls, bytes
+        self._held: dict[int, _Held] = {}  # chunk -> what its clean forward left
         n_sites, n_prompts = len(subject.sites), len(self.tokens.ids)
 
         def zeros() -> torch.Tensor:
@@ -159,17 +190,17 @@ class CleanPass:
         # (S, P) per-prompt sums over the selected tokens, first token excluded unless "_all"
         self.clean, self.clean_all, self.first_norm, self.other_norm = zeros(), zeros(), zeros(), zeros()
         chunk_bytes = int(memory_budget_mb * 2**20 * CHUNK_SHARE)
-        self.chunks = [self._plan(order) for order in _prompt_chunks(subject, self.tokens, chunk_bytes)]
+        self.chunks = [self._plan(order) for order in _prompt_chunks(subject, self.tokens, chunk_bytes, self.predictions)]
         with torch.inference_mode():
             for number, chunk in enumerate(self.chunks):
-                states, calls = self._forward(chunk, record_block_inputs)
+                states, calls, logits = self._forward(chunk, record_block_inputs, self.predictions)
                 first = first_token_weights(chunk.batch["attention_mask"])  # (P, T)
                 for s, site in enumerate(subject.sites):
                     self.clean[s, chunk.index] = squared_norm(states[site], chunk.selected)
                     self.clean_all[s, chunk.index] = squared_norm(states[site], chunk.everything)
                     self.first_norm[s, chunk.index] = token_norm_sum(states[site], first)
                     self.other_norm[s, chunk.index] = token_norm_sum(states[site], chunk.selected)
-                self._hold(number, states, calls)
+                self._hold(number, _Held(states, calls, logits))
                 if progress is not None:
                     progress(number + 1, len(self.chunks))
         _check_clean_finite(subject, self)
@@ -177,7 +208,7 @@ class CleanPass:
     @property
     def held_bytes(self) -> int:
         """Bytes of the clean site states and block inputs held now (chunk inputs and norms are extra, and small)."""
-        return sum(size for _, _, size in self._held.values())
+        return sum(held.size for held in self._held.values())
 
     @property
     def held_chunks(self) -> int:
@@ -190,13 +221,23 @@ class CleanPass:
         Held ones are returned as they are; others come from the chunk's clean forward run again at
         the same shapes, so they are bit-identical to the first run's.
         """
-        held = self._held.get(number)
-        if held is not None and (held[1] is not None or not block_inputs):
-            return held[0], (held[1] if block_inputs else None)  # recorded inputs never make a full forward a replay
-        with torch.inference_mode():
-            states, calls = self._forward(self.chunks[number], block_inputs)
-        self._hold(number, states, calls)
+        states, calls, _ = self.chunk_pass(number, block_inputs=block_inputs)
         return states, calls
+
+    def chunk_pass(
+        self, number: int, *, block_inputs: bool = False, predictions: bool = False
+    ) -> tuple[dict[str, torch.Tensor], list[Call] | None, CleanPredictions | None]:
+        """`states` plus, on request, the chunk's reduced clean logits (first token excluded: see with_first)."""
+        if predictions and not self.predictions:
+            raise InputError("this clean pass was made without predictions: make it with CleanPass(..., predictions=True).")
+        held = self._held.get(number)
+        if held is not None and (held.calls is not None or not block_inputs) and (held.logits is not None or not predictions):
+            # recorded inputs never make a full forward a replay
+            return held.states, (held.calls if block_inputs else None), (held.logits if predictions else None)
+        with torch.inference_mode():
+            states, calls, logits = self._forward(self.chunks[number], block_inputs, predictions)
+        self._hold(number, _Held(states, calls, logits))
+        return states, calls, logits
 
     def release(self) -> None:
         """Drop every held clean state; profiles still work and give the same numbers, recomputing chunks."""
@@ -208,20 +249,40 @@ class CleanPass:
         index = torch.tensor(order, device=self.subject.device)
         return Chunk(index, batch, token_weights(mask, False), token_weights(mask, True))
 
-    def _forward(self, chunk: Chunk, record_block_inputs: bool) -> tuple[dict[str, torch.Tensor], list[Call] | None]:
+    def _forward(
+        self, chunk: Chunk, record_block_inputs: bool, predictions: bool
+    ) -> tuple[dict[str, torch.Tensor], list[Call] | None, CleanPredictions | None]:
         subject = self.subject
         recording = BlockInputs(subject) if record_block_inputs else nullcontext()
         with Capture(subject) as capture, recording as inputs:
-            subject.model(**chunk.batch, **_no_cache(subject))
-        return capture.states, (inputs.calls if record_block_inputs else None)  # site -> (P, T, D)
+            out = subject.model(**chunk.batch, **_no_cache(subject))
+        logits = None
+        if predictions:  # (P, T, D) -> (P, T, V) -> per-position data; the last output already passed the final norm
+            ids, mask = chunk.batch["input_ids"], chunk.batch["attention_mask"]
+            vocab_chunk = self.vocab_chunk or vocab_chunk_for(self.reducer_bytes, ids.numel(), _vocab_size(subject))
+            logits = clean_predictions(subject.logits(out.last_hidden_state), ids, mask, False, vocab_chunk=vocab_chunk)
+        return capture.states, (inputs.calls if record_block_inputs else None), logits  # site -> (P, T, D)
 
-    def _hold(self, number: int, states: dict[str, torch.Tensor], calls: list[Call] | None) -> None:
-        """Keep a chunk's states (and calls) if the held total stays within hold_limit; else let them go."""
-        size = _tensor_bytes([states, calls])
+    def _hold(self, number: int, held: _Held) -> None:
+        """Keep what a chunk's forward left if the held total stays within hold_limit; else let it go."""
         previous = self._held.get(number)
-        room = self.hold_limit - self.held_bytes + (previous[2] if previous else 0)
-        if size <= room:
-            self._held[number] = (states, calls, size)
+        room = self.hold_limit - self.held_bytes + (previous.size if previous else 0)
+        if held.size <= room:
+            self._held[number] = held
+
+
+@dataclass(frozen=True, eq=False)
+class _Held:
+    """One chunk's clean forward, kept between profiles: site states, block inputs, reduced clean logits."""
+
+    states: dict[str, torch.Tensor]  # site -> (P, T, D)
+    calls: list[Call] | None
+    logits: CleanPredictions | None
+
+    @property
+    def size(self) -> int:
+        logits = [] if self.logits is None else [getattr(self.logits, f.name) for f in fields(self.logits)]
+        return _tensor_bytes([self.states, self.calls, logits])
 
 
 def terminal_progress(label: str, *, force: bool = False, min_chunks: int = 20) -> Progress | None:
@@ -259,9 +320,23 @@ def terminal_progress(label: str, *, force: bool = False, min_chunks: int = 20) 
 class _Sums:
     """Device-side Δ accumulators, indexed [factor, site, prompt]; read once at the end."""
 
-    def __init__(self, n_factors: int, n_sites: int, n_prompts: int, device: torch.device) -> None:
+    def __init__(self, n_factors: int, n_sites: int, n_prompts: int, device: torch.device, predictions: bool = False) -> None:
         self.delta = torch.zeros((n_factors, n_sites, n_prompts), dtype=torch.float32, device=device)
         self.delta_all = torch.zeros_like(self.delta)
+        # per (factor, prompt) prediction sums, already on the host (harness.predictions); None: not measured
+        self.predictions: PredictionSums | None = None
+        if predictions:
+            zeros = np.zeros((n_factors, n_prompts))
+            self.predictions = PredictionSums(zeros, zeros.copy(), zeros.copy(), np.zeros(n_prompts), np.zeros(n_prompts))
+
+    def add_predictions(self, start: int, index: np.ndarray, part: PredictionSums) -> None:
+        """Write one chunk's sums for factors start.. and the prompts at `index`."""
+        assert self.predictions is not None
+        stop = start + part.kl.shape[0]
+        for name in ("kl", "top1", "nll"):
+            getattr(self.predictions, name)[start:stop, index] = getattr(part, name)
+        self.predictions.positions[index] = part.positions
+        self.predictions.next_positions[index] = part.next_positions
 
     def profile(
         self,
@@ -272,6 +347,7 @@ class _Sums:
         per_prompt: bool,
         reuse_prefix: bool,
         factor_batch: int | None,
+        include_first: bool = False,
     ) -> Profile:
         tensors = {
             "delta": self.delta,
@@ -284,6 +360,9 @@ class _Sums:
         host = {k: v.double().cpu().numpy() for k, v in tensors.items()}  # the one host sync
         _check_delta_finite(subject, layer, factors, host["delta_all"], host["clean_all"])
         lengths = np.asarray(clean.tokens.lengths, dtype=np.float64)
+        measured = {}
+        if self.predictions is not None:
+            measured = _prediction_fields(subject, Predictions.from_sums(self.predictions, factors, include_first), per_prompt)
         return Profile(
             model=subject.name,
             revision=subject.revision,
@@ -302,7 +381,24 @@ class _Sums:
             prompt_clean_norm=np.sqrt(host["clean"]) if per_prompt else None,
             reuse_prefix=reuse_prefix,
             factor_batch=factor_batch,
+            **measured,
         )
+
+
+def _prediction_fields(subject: Subject, result: Predictions, per_prompt: bool) -> dict[str, object]:
+    """Profile's prediction fields; a masked LM's nll_change is left out (its logits at t predict token t itself)."""
+    next_token = getattr(subject.head, "predicts", "next token") == "next token"
+    return {
+        "kl": result.kl,
+        "top1_agreement": result.top1_agreement,
+        "nll_change": result.nll_change if next_token else None,
+        "prompt_kl": result.kl_per_prompt if per_prompt else None,
+        "prompt_top1_agreement": result.top1_per_prompt if per_prompt else None,
+        "prompt_nll_change": result.nll_per_prompt if per_prompt and next_token else None,
+        "prediction_positions": result.positions,
+        "next_token_positions": result.next_positions if next_token else None,
+        "predictions_include_first": result.include_first,
+    }
 
 
 # A chunk is cut when its padded tokens would exceed its real ones by more than this fraction,
@@ -312,10 +408,12 @@ PAD_SLACK = 0.15
 MIN_CHUNK_ROWS = 8
 
 
-def _prompt_chunks(subject: Subject, tokens: Tokenized, chunk_bytes: int) -> list[list[int]]:
+def _prompt_chunks(subject: Subject, tokens: Tokenized, chunk_bytes: int, predictions: bool = False) -> list[list[int]]:
     """Prompt indices sorted by length, cut so one chunk's clean states fit `chunk_bytes` and padding stays small."""
     order = sorted(range(len(tokens.ids)), key=lambda i: tokens.lengths[i])
     per_token = len(subject.sites) * _hidden_size(subject) * 4  # clean states kept for every site, float32 upper bound
+    if predictions:  # the clean logits held and one factor's, (P, T, V) each, float32 upper bound
+        per_token += 2 * _vocab_size(subject) * 4
     chunks: list[list[int]] = [[]]
     real = 0  # real tokens in the newest chunk
     for i in order:
@@ -343,7 +441,7 @@ class _Sweep:
     factor_batch: int | None
     reuse_prefix: bool
 
-    def run(self, chunk: Chunk, states: dict[str, torch.Tensor], calls: list[Call] | None) -> None:
+    def run(self, chunk: Chunk, states: dict[str, torch.Tensor], calls: list[Call] | None, logits: CleanPredictions | None = None) -> None:
         """Every factor on one chunk, `step` factors per forward; halve the step on CUDA out-of-memory."""
         n_factors = len(self.factors)
         n_prompts, width = chunk.batch["attention_mask"].shape
@@ -354,7 +452,7 @@ class _Sweep:
         while start < n_factors:
             stop = min(start + step, n_factors)
             try:
-                self._forward(chunk, states, calls, start, stop)
+                self._forward(chunk, states, calls, logits, start, stop)
             except torch.OutOfMemoryError:
                 if step == 1:
                     raise
@@ -364,8 +462,19 @@ class _Sweep:
                 continue
             start = stop
 
-    def _forward(self, chunk: Chunk, states: dict[str, torch.Tensor], calls: list[Call] | None, start: int, stop: int) -> None:
-        """One forward for factors[start:stop], rows factor-major (F·P, T): the full model, or with reuse_prefix a replay."""
+    def _forward(
+        self,
+        chunk: Chunk,
+        states: dict[str, torch.Tensor],
+        calls: list[Call] | None,
+        logits: CleanPredictions | None,
+        start: int,
+        stop: int,
+    ) -> None:
+        """One forward for factors[start:stop], rows factor-major (F·P, T): the full model, or with reuse_prefix a replay.
+
+        With clean `logits`, each factor's rows of the last output then go through the head and the reducer, one factor at a time.
+        """
         subject = self.subject
         n_factors, n_prompts = stop - start, chunk.index.shape[0]
         results: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -377,16 +486,24 @@ class _Sweep:
 
         if self.reuse_prefix:  # sites before `layer` stay 0
             assert calls is not None, "reuse_prefix needs the chunk's block inputs"
-            replay(subject, self.layer, states[f"block.{self.layer}"], calls, self.factors[start:stop], reduce)
+            last = replay(subject, self.layer, states[f"block.{self.layer}"], calls, self.factors[start:stop], reduce)
         else:
             stacked = {name: value.repeat(n_factors, 1) for name, value in chunk.batch.items()}  # (F·P, T)
             row_factors = self.factors[start:stop].repeat_interleave(n_prompts)  # (F·P,)
             with Scale(subject, self.layer, row_factors), Capture(subject, on_site=reduce):
-                subject.model(**stacked, **_no_cache(subject))
+                last = subject.model(**stacked, **_no_cache(subject)).last_hidden_state  # (F·P, T, D)
+        parts = []
+        if logits is not None:  # one factor's (P, T, V) logits at a time, at the clean pass's shapes
+            parts = [reduce_scaled(logits, subject.logits(last[f * n_prompts : (f + 1) * n_prompts])) for f in range(n_factors)]
+        del last
         for site, (selected, everything) in results.items():  # written only after the forward succeeded
             s = subject.site_index(site)
             self.sums.delta[start:stop, s, chunk.index] = selected
             self.sums.delta_all[start:stop, s, chunk.index] = everything
+        if parts:
+            index = chunk.index.cpu().numpy()
+            for f, part in enumerate(parts):
+                self.sums.add_predictions(start + f, index, part)
 
 
 def _check_clean_finite(subject: Subject, clean: CleanPass) -> None:
@@ -472,3 +589,7 @@ def _no_cache(subject: Subject) -> dict[str, bool]:
 
 def _hidden_size(subject: Subject) -> int:
     return int(subject.model.config.hidden_size)
+
+
+def _vocab_size(subject: Subject) -> int:
+    return int(subject.model.config.vocab_size)

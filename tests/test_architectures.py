@@ -6,7 +6,9 @@ the path a user's `--model DIR` takes. Then, against independent oracles:
   (a) every site equals the entry of HuggingFace's own `output_hidden_states` that the row's
       `hf_entries` names, bit for bit, in the same forward;
   (b) `profile` gives Δ exactly 0 before block L and |1 − s|·‖H_L‖ at it;
-  (c) no hook survives an exception inside `Scale` / `Capture`.
+  (c) no hook survives an exception inside `Scale` / `Capture`;
+  (d) the LM head: `subject.logits` equals the head model's own logits bit for bit (a checkpoint
+      saved from *ForCausalLM / *ForMaskedLM), and a checkpoint without head weights gives no head.
 Adding an architecture is its row plus an entry in TINY below; test_every_row_has_a_tiny_case
 fails until both exist.
 """
@@ -21,6 +23,7 @@ import torch
 
 from harness import Capture, Scale, load_subject, profile
 from harness.architectures import ARCHITECTURES
+from harness.errors import InputError
 
 PROMPTS = ["The cat sat on the mat and looked at the dog.", "A dog ran to the red door of the house.", "The sun is warm today."]
 _WORDS = sorted({w.strip(".").lower() for p in PROMPTS for w in p.split()} | {"hello", "world", "."})
@@ -96,15 +99,19 @@ def tiny_tokenizer(style: str) -> object:
     return PreTrainedTokenizerFast(tokenizer_object=core, **specials)
 
 
-def save_tiny(case: str, directory: Path, seed: int = 0, **changes: object) -> Path:
-    """Build TINY[case] (with `changes` to its config) from its config class, save model + tokenizer as a checkpoint directory."""
-    from transformers import AutoConfig, AutoModel
+def save_tiny(case: str, directory: Path, seed: int = 0, head: bool = False, **changes: object) -> Path:
+    """Build TINY[case] (with `changes` to its config) from its config class, save model + tokenizer as a checkpoint directory.
+
+    head=True saves the *ForCausalLM / *ForMaskedLM model (base and LM head); else the base model alone.
+    """
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
 
     model_type, kwargs = TINY[case]
     kwargs = {**kwargs, **changes}
     spec = ARCHITECTURES[model_type]
     torch.manual_seed(seed)
-    model = AutoModel.from_config(AutoConfig.for_model(model_type, **kwargs))
+    auto = AutoModel if not head else AutoModelForCausalLM if spec.kind == "decoder" else AutoModelForMaskedLM
+    model = auto.from_config(AutoConfig.for_model(model_type, **kwargs))
     model.save_pretrained(directory)  # safetensors
     style = "cls" if spec.kind == "encoder" else "bos" if spec.first_token.startswith("BOS") else "none"
     tiny_tokenizer(style).save_pretrained(directory)
@@ -196,6 +203,41 @@ def test_no_hook_left_after_an_exception(subject):
         finally:
             handle.remove()
         assert _hooks(subject) == before
+
+
+@pytest.mark.parametrize("case", sorted(TINY))
+def test_lm_head_logits_equal_huggingface_bit_for_bit(case, tmp_path):
+    """(d) Same weights, same batch: our head on the base model's last output is HF's head model's forward."""
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    directory = save_tiny(case, tmp_path / case, head=True)
+    subject = load_subject(str(directory), device="cpu")
+    assert subject.head is not None, subject.head_note
+    auto = AutoModelForCausalLM if subject.spec.kind == "decoder" else AutoModelForMaskedLM
+    reference = auto.from_pretrained(str(directory), use_safetensors=True).eval()
+    batch = _batch(subject, PROMPTS[1])
+    with torch.inference_mode():
+        expected = reference(**batch).logits
+        got = subject.logits(subject.model(**batch).last_hidden_state)
+    assert got.shape == expected.shape and torch.equal(got, expected)
+    if subject.spec.logit_softcap:  # Gemma 2: the soft-capping is part of the head
+        assert float(got.abs().max()) < getattr(reference.config, subject.spec.logit_softcap)
+
+
+def test_no_head_weights_means_no_head(subject):
+    """(d) A base-model checkpoint: tied heads (the embeddings) are whole; untied ones are missing, so no head, never a random one."""
+    tied = subject.spec.kind == "decoder" and bool(getattr(subject.model.config, "tie_word_embeddings", False))
+    assert (subject.head is not None) == tied, subject.head_note
+    if subject.head is None:
+        assert "lacks its weights" in subject.head_note
+        with pytest.raises(InputError, match="cannot be measured"):
+            subject.logits(torch.zeros(1, 2, 32))
+    else:
+        assert subject.head.layers[0].weight is _input_embeddings(subject).weight
+
+
+def _input_embeddings(subject):
+    return subject.model.get_input_embeddings()
 
 
 def _after_final_norm(subject):

@@ -11,7 +11,8 @@ Sites are named by what they are, on every architecture of harness/architectures
     block.i     the raw output of block i, before any final norm
     final_norm  the output of the final norm (GPT-2's `ln_f`, Llama's `norm`), where the model has one;
                 it equals HuggingFace's last `output_hidden_states` entry (OPT-350m: before project_out).
-The model is the base model without its LM head: the sites never need the unembedding.
+The model is the base model; the LM head, where the checkpoint has one, is `subject.head` and
+`subject.logits(last_hidden)` (harness.subjects.head). Sites never need it.
 
 Modules: `subject` (the Subject and its first-token rule), `devices` (device and dtype names),
 `loading` (load_subject and the checks on every file it reads).

@@ -4,11 +4,15 @@
     load_subject("./tiny-llama")              # a directory: config.json, *.safetensors, a tokenizer
     load_subject("minilm"), load_subject("random-gpt2")   # offline subjects
 
-Every checkpoint goes through `from_pretrained` (AutoConfig, AutoModel = the base model, AutoTokenizer),
-safetensors only, trust_remote_code=False. The files are checked on the way and every failure is
-one SubjectLoadError naming the file: a config that is not JSON or has no model_type, weights that
-are empty, truncated or random bytes, a tokenizer.json that does not parse, and weights that do not
-match the config (missing, unexpected or mismatched keys: "never substitute a model").
+Every checkpoint goes through `from_pretrained` (AutoConfig, AutoModelForCausalLM for decoders and
+AutoModelForMaskedLM for encoders, AutoTokenizer), safetensors only, trust_remote_code=False. The
+subject's model is the base model inside (the row's `base_prefix`); the head beside it is kept as
+`subject.head` only when the checkpoint holds every head weight (or ties it to the embeddings):
+missing head keys drop the head (no predictions measured), never fill it with random weights.
+The files are checked on the way and every failure is one SubjectLoadError naming the file: a
+config that is not JSON or has no model_type, weights that are empty, truncated or random bytes,
+a tokenizer.json that does not parse, and weights that do not match the config (missing,
+unexpected or mismatched keys: "never substitute a model").
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from torch import nn
 from harness.architectures import ARCHITECTURES, Architecture, architecture_for
 from harness.errors import SubjectLoadError
 from harness.subjects.devices import resolve_device, resolve_dtype
+from harness.subjects.head import LMHead, head_from
 from harness.subjects.subject import Subject, check_prepend_bos, first_token
 
 OFFLINE_SUBJECTS = ("minilm", "random-gpt2")
@@ -158,7 +163,7 @@ def _load_pretrained(
     name: str, location: str, source: str, options: _Options, *, local_files_only: bool, weights: list[Path] | None = None
 ) -> Subject:
     """config.json, then the weights, then the tokenizer; OSError means "not there" (the Hub fallback)."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
     hub = {"local_files_only": local_files_only, "trust_remote_code": False}
     config_file = _config_file(location, local_files_only)
@@ -175,15 +180,19 @@ def _load_pretrained(
             ) from exc
         dtype = resolve_dtype(options.dtype, _checkpoint_dtype(config))
         _check_size(name, spec, config, directory)
+        auto = AutoModelForCausalLM if spec.kind == "decoder" else AutoModelForMaskedLM
         try:
-            model, info = AutoModel.from_pretrained(
+            lm, info = auto.from_pretrained(
                 location, **hub, use_safetensors=True, dtype=dtype, output_loading_info=True, ignore_mismatched_sizes=True
             )
         except OSError:
             raise
         except Exception as exc:  # safetensors' own error type, or whatever a broken file makes torch raise
             raise SubjectLoadError(_unreadable_weights(name, directory, exc)) from exc
-        _check_weights_match(name, spec, model, info, directory)
+        model = getattr(lm, spec.base_prefix)
+        base_info, head_missing = _split_loading_info(info, spec)
+        _check_weights_match(name, spec, model, base_info, directory)
+        head, head_note = _head_or_why(lm, spec, head_missing)
         try:
             tokenizer = AutoTokenizer.from_pretrained(location, **hub)
         except OSError:
@@ -196,7 +205,38 @@ def _load_pretrained(
             ) from exc
     revision = getattr(model.config, "_commit_hash", None)
     revision = f"commit:{revision}" if revision else _weights_digest(weights or [])
-    return _assemble(name, model, tokenizer, spec, revision, source, options, dtype)
+    return _assemble(name, model, tokenizer, spec, revision, source, options, dtype, head, head_note)
+
+
+def _split_loading_info(info: dict[str, Any], spec: Architecture) -> tuple[dict[str, Any], list[str]]:
+    """from_pretrained's loading info of the head model, split: the base model's (keys as the base names them)
+    and the head keys missing from the checkpoint.
+
+    Keys of the base model carry the `base_prefix` ("transformer.h.0.ln_1.weight"); the checkpoint's
+    own unexpected keys may carry it or not (a base-model checkpoint has none). Missing keys outside
+    the base model are the head's.
+    """
+    prefix = spec.base_prefix + "."
+    missing = list(info.get("missing_keys", ()))
+    base = dict(info)
+    base["missing_keys"] = [k.removeprefix(prefix) for k in missing if k.startswith(prefix)]
+    base["unexpected_keys"] = [k.removeprefix(prefix) for k in info.get("unexpected_keys", ())]
+    base["mismatched_keys"] = [
+        (m[0].removeprefix(prefix), *m[1:]) if isinstance(m, (tuple, list)) else m for m in info.get("mismatched_keys", ())
+    ]
+    return base, sorted(k for k in missing if not k.startswith(prefix))
+
+
+def _head_or_why(lm: nn.Module, spec: Architecture, head_missing: list[str]) -> tuple[LMHead | None, str]:
+    """The head when the checkpoint holds all of it; else None and why (never randomly initialised weights)."""
+    if head_missing:
+        shown = ", ".join(head_missing[:_SHOWN_KEYS]) + (
+            f" and {len(head_missing) - _SHOWN_KEYS} more" if len(head_missing) > _SHOWN_KEYS else ""
+        )
+        kind = "causal LM" if spec.kind == "decoder" else "masked-LM"
+        return None, f"no {kind} head: the checkpoint lacks its weights ({shown}), and random ones would measure nothing"
+    head = head_from(lm, spec)
+    return head, head.describe
 
 
 def _config_file(location: str, local_files_only: bool) -> Path:
@@ -401,19 +441,26 @@ def _first_line(exc: BaseException) -> str:
 
 def _random_gpt2(options: _Options, seed: int) -> Subject:
     """GPT-2 small's exact configuration, weights drawn from its own init with a fixed seed."""
-    from transformers import GPT2Config, GPT2Model
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model
 
     dtype = resolve_dtype(options.dtype, torch.float32)  # "auto": the init's float32
     config = GPT2Config()  # the defaults are GPT-2 small: 12 blocks, d_model 768, 12 heads, 1024 positions
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        model = GPT2Model(config)
+        model = GPT2Model(config)  # drawn first and alone, so the blocks' weights are those of every earlier version
     finally:
         torch.random.set_rng_state(generator_state)
-    model.to(dtype=dtype)
+    with torch.device("meta"):  # the head model's shell: nothing drawn, nothing allocated
+        lm = GPT2LMHeadModel(config)
+    lm.transformer = model
+    lm.lm_head.weight = model.wte.weight  # tied, as GPT-2's checkpoints are: no weight of its own to draw
+    lm.to(dtype=dtype)
     spec = ARCHITECTURES["gpt2"]
-    return _assemble("random-gpt2", model, offline_tokenizer(), spec, f"seed:{seed}", "random init (no download)", options, dtype)
+    head = head_from(lm, spec)
+    return _assemble(
+        "random-gpt2", model, offline_tokenizer(), spec, f"seed:{seed}", "random init (no download)", options, dtype, head, head.describe
+    )
 
 
 def offline_tokenizer() -> object:
@@ -435,9 +482,20 @@ def offline_tokenizer() -> object:
 
 
 def _assemble(
-    name: str, model: nn.Module, tokenizer: Any, spec: Architecture, revision: str, source: str, options: _Options, dtype: torch.dtype
+    name: str,
+    model: nn.Module,
+    tokenizer: Any,
+    spec: Architecture,
+    revision: str,
+    source: str,
+    options: _Options,
+    dtype: torch.dtype,
+    head: LMHead | None,
+    head_note: str,
 ) -> Subject:
     model.eval().requires_grad_(False).to(options.device)
+    if head is not None:
+        head.eval().requires_grad_(False).to(options.device)
     if getattr(tokenizer, "pad_token", None) is None and getattr(tokenizer, "eos_token", None) is not None:
         tokenizer.pad_token = tokenizer.eos_token  # GPT-2 ships none; padding is masked out anyway
     tokenizer.padding_side = "right"
@@ -457,6 +515,8 @@ def _assemble(
         options.device,
         dtype,
         first,
+        head,
+        head_note,
     )
 
 

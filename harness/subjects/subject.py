@@ -37,7 +37,7 @@ class Subject:
     """A loaded model ready for measurement; see harness.subjects."""
 
     name: str  # as asked for: "gpt2", "minilm", "random-gpt2", a Hub id or a directory
-    model: nn.Module  # the base model (AutoModel: GPT2Model, LlamaModel, BertModel, ...), eval mode, no head
+    model: nn.Module  # the base model (GPT2Model, LlamaModel, BertModel, ...), eval mode; sites and hooks live here
     tokenizer: object  # a HuggingFace tokenizer with a pad token set
     blocks: nn.ModuleList  # the transformer blocks, in order
     final_norm: nn.Module | None  # the final norm; None where the architecture or checkpoint has none
@@ -48,6 +48,14 @@ class Subject:
     device: torch.device
     dtype: torch.dtype
     first: FirstToken  # the first-token rule (BOS / [CLS] / none)
+    head: nn.Module | None = None  # the LM head (harness.subjects.head.LMHead); None: the checkpoint has none
+    head_note: str = "no LM head loaded"  # what the head is, or why there is none, in words
+
+    def logits(self, last_hidden: torch.Tensor) -> torch.Tensor:
+        """(..., D) the base model's last output (after the final norm) -> (..., V) logits, as HF's head model gives them."""
+        if self.head is None:
+            raise InputError(f"{self.name} has {self.head_note}: the predictions (kl, top1_agreement, nll_change) cannot be measured.")
+        return self.head(last_hidden)
 
     @property
     def architecture(self) -> str:
@@ -111,6 +119,7 @@ class Subject:
             "dtype": str(self.dtype).removeprefix("torch."),
             "first_token": self.first.describe,
             "prepend_bos": self.first.policy,
+            "lm_head": self.head_note,
         }
 
 

@@ -1,0 +1,98 @@
+"""C6 (§4, derived from the conclusion): scaling block L changes the next-token predictions materially.
+
+Needs an LM head: not applicable on a checkpoint without one (all-MiniLM-L6-v2), and on random-gpt2
+by expectation (an empirical claim about trained weights). The profiles come from this module's own
+clean pass with predictions (the session's clean pass holds hidden states only), made on first use.
+The note-factor items carry, once per session and from the same clean pass, a dose-response curve
+over DOSE_GRID and the KL at the note factor with each block scaled in turn.
+Factors within FACTOR_BAND of 1 are left out of the drawn ones: the claim is about a visible change.
+"""
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+from harness import CleanPass, profile
+from harness.checks import drawn_factors, note_factors
+from harness.judgement import judge_c6
+
+DOSE_GRID = tuple(round(0.5 + 0.1 * i, 1) for i in range(11))  # 0.5, 0.6, …, 1.5: factor 1 included, the band's edges too
+
+
+def has_head(subject, layer):
+    """C6 reads the model's predictions: it needs the checkpoint's LM head."""
+    return None if subject.head is not None else f"{subject.name} has {subject.head_note}"
+
+
+pytestmark = pytest.mark.claim("C6", applies=has_head)
+
+
+@pytest.fixture(scope="module")
+def predicting(subject, tokens, settings) -> Callable:
+    """predicting(layer, factors) -> Profile with predictions, per prompt, cached; the clean pass is made on first use."""
+    made: dict[str, object] = {}
+    cache: dict[tuple[int, tuple[float, ...]], object] = {}
+
+    def run(layer: int, factors: tuple[float, ...]):
+        if "clean" not in made:  # not before claim_check has skipped a subject without a head
+            made["clean"] = CleanPass(subject, tokens, settings.memory_budget_mb, predictions=True)
+        key = (layer, tuple(factors))
+        if key not in cache:
+            cache[key] = profile(
+                subject,
+                None,
+                layer,
+                list(factors),
+                per_prompt=True,
+                clean=made["clean"],
+                memory_budget_mb=settings.memory_budget_mb,
+                factor_batch=settings.factor_batch,
+                predictions=True,
+                include_first_token=settings.include_first_token,
+            )
+        return cache[key]
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def c6_curves(subject, settings, predicting) -> Callable:
+    """curves(factor) -> {"dose_response": ..., "kl_by_layer": ...} (the document contract's C6 evidence), cached."""
+    cache: dict[float, dict[str, object]] = {}
+
+    def run(factor: float) -> dict[str, object]:
+        if factor not in cache:
+            dose = predicting(settings.layer, DOSE_GRID)
+            layers = list(range(subject.n_blocks))
+            cache[factor] = {
+                "dose_response": {
+                    "factors": list(DOSE_GRID),
+                    "kl": _listed(dose.kl),
+                    "top1_agreement": _listed(dose.top1_agreement),
+                    "nll_change": _listed(dose.nll_change),
+                },
+                "kl_by_layer": {"layers": layers, "kl": [_listed(predicting(n, (factor,)).kl)[0] for n in layers], "factor": factor},
+            }
+        return cache[factor]
+
+    return run
+
+
+@pytest.mark.parametrize("factor", note_factors())
+def test_C6_predictions_change(factor, settings, predicting, c6_curves, claim_check):
+    prof = predicting(settings.layer, (factor,))
+    claim_check.note(judge_c6(prof, seed=claim_check.seed), factor=factor, profile=prof, evidence=c6_curves(factor))
+
+
+def test_C6_predictions_change_drawn(settings, predicting, claim_check):
+    @given(factor=drawn_factors())
+    def run(factor):
+        claim_check.example(judge_c6(predicting(settings.layer, (factor,)), seed=claim_check.seed), factor)
+
+    claim_check.hypothesis(run)
+
+
+def _listed(values) -> list[float | None]:
+    return [] if values is None else [float(v) if np.isfinite(v) else None for v in values]
