@@ -428,7 +428,7 @@ def _run_info(config: pytest.Config) -> dict[str, object]:
         if not runs[0].info:
             about["error"] = "the subject was not loaded"
     else:  # each model's own identity is in "models"
-        about = {"model": ", ".join(r.model for r in runs), "device": settings.device, "dtype": settings.dtype}
+        about = {"model": ", ".join(r.model for r in runs), "revision": "per model", "device": settings.device, "dtype": settings.dtype}
     tokens = runs[0].tokens if len(runs) == 1 else None
     texts = list(tokens.texts) if tokens is not None else config.stash.get(TEXTS, None)
     profile = hypothesis_settings()
