@@ -160,7 +160,9 @@ def layers_of(spec: str, n_blocks: int, label: str = "--layers") -> list[int]:
         out.update(range(int(first), int(last or first) + 1))
     beyond = sorted(n for n in out if n >= n_blocks)
     if beyond:
-        raise InputError(f"{label} {spec!r} names block {beyond[0]}, beyond the model's {n_blocks} blocks: give layers from 0 to {n_blocks - 1}.")
+        raise InputError(
+            f"{label} {spec!r} names block {beyond[0]}, beyond the model's {n_blocks} blocks: give layers from 0 to {n_blocks - 1}."
+        )
     return sorted(out)
 
 
@@ -296,9 +298,7 @@ def load_subject_for(settings: Settings):
     """The subject these settings name (harness.subjects.load_subject with the loader's settings)."""
     from harness.subjects import load_subject
 
-    return load_subject(
-        settings.model, device=settings.device, dtype=settings.dtype, seed=settings.seed, prepend_bos=settings.prepend_bos
-    )
+    return load_subject(settings.model, device=settings.device, dtype=settings.dtype, seed=settings.seed, prepend_bos=settings.prepend_bos)
 
 
 # ---------------------------------------------------------------------------------------------

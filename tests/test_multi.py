@@ -176,7 +176,9 @@ def test_one_model_that_cannot_load_still_stops_the_session_with_exit_4(tmp_path
 
 def test_under_xdist_each_model_runs_on_one_worker_and_one_report_covers_both(corpus, tmp_path):
     report = tmp_path / "x.html"
-    run = _pytest("--model", "minilm", "--model", "random-gpt2", "-k", "C2", "--prompts", str(corpus), "-n", "2", "-v", "--report", str(report))
+    run = _pytest(
+        "--model", "minilm", "--model", "random-gpt2", "-k", "C2", "--prompts", str(corpus), "-n", "2", "-v", "--report", str(report)
+    )
     assert run.returncode == 0, run.stdout[-3000:]
     workers: dict[str, set[str]] = {}
     for worker, model in re.findall(r"\[(gw\d)\] .*?PASSED claims/\S+\[(minilm|random-gpt2)", run.stdout):
@@ -195,7 +197,7 @@ def test_the_layer_map_gives_each_layers_single_run_verdicts(corpus, tmp_path):
     doc = json.loads((tmp_path / "map.json").read_text(encoding="utf-8"))
     singles = {}
     for layer in (1, 2):
-        run = _pytest(*base, "--layer", str(layer), "--report", str(tmp_path / f"l{layer}.html"))
+        _pytest(*base, "--layer", str(layer), "--report", str(tmp_path / f"l{layer}.html"))  # held to [minilm]: may fail
         singles[layer] = json.loads((tmp_path / f"l{layer}.json").read_text(encoding="utf-8"))
     for item in _items(doc):
         name = re.sub(r"-L\d", "", item["nodeid"])
@@ -229,7 +231,9 @@ def test_layer_lists(text, blocks, layers):
     assert layers_of(parse_layers(text), blocks) == layers
 
 
-@pytest.mark.parametrize(("text", "message"), [("", "not a layer list"), ("a-b", "not a layer list"), ("5-2", "backwards"), ("1,,2", "not a layer list")])
+@pytest.mark.parametrize(
+    ("text", "message"), [("", "not a layer list"), ("a-b", "not a layer list"), ("5-2", "backwards"), ("1,,2", "not a layer list")]
+)
 def test_bad_layer_lists_say_what_is_allowed(text, message):
     with pytest.raises(ValueError, match=message):
         parse_layers(text)

@@ -46,7 +46,10 @@ def merge_documents(docs: Sequence[dict], names: Sequence[str] | None = None) ->
         **{k: v for k, v in first.items() if k not in ("models", "revision", "architecture", "first_token", "blocks", "source", "error")},
         "model": ", ".join(str(m.get("model")) for m in models),
         "models": models,
-        "merged_from": [{"file": n, "model": r.get("model"), "date": r.get("date"), "command": r.get("command")} for n, r in zip(names, runs, strict=True)],
+        "merged_from": [
+            {"file": n, "model": r.get("model"), "date": r.get("date"), "command": r.get("command")}
+            for n, r in zip(names, runs, strict=True)
+        ],
         "date": datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat(),
     }
     errors = [f"{n}: {r['error']}" for n, r in zip(names, runs, strict=True) if r.get("error")]
@@ -106,15 +109,22 @@ def _read(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{str(path)!r} cannot be read ({getattr(exc, 'strerror', None) or exc}): give a claim report's JSON twin.") from exc
+        raise InputError(
+            f"{str(path)!r} cannot be read ({getattr(exc, 'strerror', None) or exc}): give a claim report's JSON twin."
+        ) from exc
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{str(path)!r} is not JSON ({exc.msg}, line {exc.lineno}): give a claim report's JSON twin (reports/claims.json).") from exc
+        raise InputError(
+            f"{str(path)!r} is not JSON ({exc.msg}, line {exc.lineno}): give a claim report's JSON twin (reports/claims.json)."
+        ) from exc
 
 
 def _check(doc: object, name: str) -> None:
     if not isinstance(doc, dict) or not isinstance(doc.get("claims"), list) or not isinstance(doc.get("run"), dict) or "format" not in doc:
         raise InputError(f"{name} is not a claim report: give the JSON twin a claims run writes (reports/claims.json).")
     if doc["format"] != FORMAT:
-        raise InputError(f"{name} has format {doc['format']!r}; this harness merges {FORMAT!r}: rerun that model, or merge it with the harness that wrote it.")
+        raise InputError(
+            f"{name} has format {doc['format']!r}; this harness merges {FORMAT!r}: "
+            "rerun that model, or merge with the harness that wrote it."
+        )
