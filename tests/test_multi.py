@@ -59,6 +59,10 @@ class ModelWatch:
     """A pytest plugin: at each model's first test, is the previous model's Subject gone?"""
 
     def __init__(self) -> None:
+        from harness.subjects import Subject
+
+        gc.collect()
+        self.before = {id(o) for o in gc.get_objects() if isinstance(o, Subject)}  # other tests' subjects in this process
         self.previous: tuple[str, weakref.ref] | None = None
         self.seen: list[tuple[str, str, bool, int]] = []  # (previous model, new model, previous freed, Subjects alive)
 
@@ -70,7 +74,7 @@ class ModelWatch:
                 from harness.subjects import Subject
 
                 gc.collect()
-                alive = sum(isinstance(o, Subject) for o in gc.get_objects())
+                alive = sum(isinstance(o, Subject) and id(o) not in self.before for o in gc.get_objects())
                 self.seen.append((self.previous[0], run.model, self.previous[1]() is None, alive))
             self.previous = (run.model, weakref.ref(run.subject))
         return (yield)
@@ -84,7 +88,7 @@ def test_two_models_one_report_each_freed_before_the_next_and_expectations_per_m
     without = tmp_path / "expectations.toml"  # random-gpt2 has no section: its empirical claims are findings
     without.write_text(text[: text.index("[random-gpt2]")], encoding="utf-8")
     report = tmp_path / "two.html"
-    watch = ModelWatch()
+    watch = ModelWatch()  # in this process other tests may hold subjects of their own: those are not counted
     result = pytester.runpytest_inprocess(
         str(ROOT / "claims"), "--rootdir", str(ROOT), *FAST, "--model", "minilm", "--model", "random-gpt2",
         "-k", "C1 or C2 or C5", "--prompts", str(corpus), "--expectations", str(without), "--update-expectations",
