@@ -10,7 +10,8 @@ The `claim_check` fixture (harness.plugin) reads the claim id from the `claim` m
 recording why, a claim that is not applicable: expected so on this model, or whose sites do not
 exist at this layer (the marker's `applies(subject, layer) -> reason | None`). `note` attaches the
 outcome (harness.outcome.ClaimOutcome) to the test item and then fails the test when the verdict
-differs from the expectation, in either direction. `hypothesis` does the same for a property test
+differs from the expectation, in either direction; a finding (harness.outcome.FINDING: a layer-map
+layer, or an empirical claim on a model without a section) is recorded and never fails. `hypothesis` does the same for a property test
 over drawn factors, keeping every example tried with its own verdict.
 """
 
@@ -23,7 +24,7 @@ import pytest
 
 from harness.expectations import Expectation
 from harness.judgement import HOLDS, NOT_APPLICABLE, Verdict
-from harness.outcome import PROPERTY, ClaimOutcome, Example, status_of
+from harness.outcome import FINDING, PROPERTY, ClaimOutcome, Example, status_of
 from harness.settings import Settings
 
 Applies = Callable[[object, int], str | None]  # (subject, layer) -> why the claim does not apply, or None
@@ -77,7 +78,7 @@ class ClaimCheck:
             run()
         finally:
             if self.tried:
-                off = [(e, v) for e, v in self.tried if v.verdict != self.expectation.verdict]
+                off = [(e, v) for e, v in self.tried if v.verdict != self.expectation.verdict and self.expectation.verdict != FINDING]
                 _, own = off[0] if off else min(self.tried, key=lambda t: t[1].margin if t[1].margin is not None else float("inf"))
                 margins = [v.margin for _, v in self.tried if v.margin is not None]
                 summary = Verdict(
@@ -98,7 +99,7 @@ class ClaimCheck:
 
     def _assert(self, verdict: Verdict, where: str) -> None:
         expected = self.expectation
-        if verdict.verdict != expected.verdict:
+        if expected.verdict != FINDING and verdict.verdict != expected.verdict:
             word = "unexpected pass" if verdict.verdict == HOLDS else "refuted"
             pytest.fail(
                 f"{self.claim} {word} on {self.settings.model} at {where}: measured {verdict.verdict!r}, expected "

@@ -6,7 +6,13 @@
 The file has one section per model, measured at the note's layer (2), and a sub-section per other
 layer measured (`[minilm.layer-4]`). A claim is held to the first entry found in: the layer's
 section, the model's section (the note's layer), the note itself (`holds`). For `gpt2` every claim
-is expected to hold, as the note states it. A verdict that differs from its expectation fails the
+is expected to hold, as the note states it. Two cases judge nothing and record a finding instead
+(harness.outcome.FINDING: shown, never failing):
+- a model with no section: its empirical claims (Claim.empirical: C3, C4, C5, ...) are findings, since
+  the note says nothing about its weights; its structural claims (C0, C1, C2) still hold for any
+  weights when the hook is right, so they are held to the note;
+- a layer of the layer map (`--layers`) other than the judged one (`judged`, the run's --layer), unless
+  the model's section has that layer's sub-section. A verdict that differs from its expectation fails the
 test in both directions. `pytest claims/ --update-expectations` rewrites the entries of the
 model and layer it ran with, keeping every comment, every other entry and the file's mode, and a
 hand-written reason whose verdict did not change.
@@ -25,6 +31,7 @@ from pathlib import Path
 
 from harness.errors import InputError
 from harness.judgement import CLAIMS, HOLDS, NOT_APPLICABLE, REFUTED, VERDICTS
+from harness.outcome import FINDING
 from harness.settings import NOTE_LAYER
 
 HEADER = """\
@@ -49,13 +56,25 @@ def layer_key(layer: int) -> str | None:
     return None if layer == NOTE_LAYER else f"layer-{layer}"
 
 
-def load_expectations(path: Path, model: str, layer: int = NOTE_LAYER) -> dict[str, Expectation]:
-    """The expectation of every claim for `model` at `layer`; see the module docstring for the order."""
+def load_expectations(path: Path, model: str, layer: int = NOTE_LAYER, *, judged: int | None = None) -> dict[str, Expectation]:
+    """The expectation of every claim for `model` at `layer`; see the module docstring for the order.
+
+    `judged`: the run's judged layer when `layer` is one of a layer map's (None: `layer` is judged).
+    """
     table = read_table(path)
-    out = {claim: Expectation(HOLDS, "the note's claim, as stated") for claim in CLAIMS}
     section = table.get(model, {})
-    layers = [(section, f"[{model}]")]
     key = layer_key(layer)
+    if judged is not None and layer != judged and not (key is not None and key in section):
+        why = f"layer map: block {layer} is not the judged layer {judged} and [{model}] has no {key or 'layer'} section"
+        return {claim: Expectation(FINDING, why, "the layer map") for claim in CLAIMS}
+    if model not in table:
+        found = f"{path.name} has no [{model}] section: measured, not judged (--update-expectations records it)"
+        return {
+            claim: Expectation(FINDING, found, "no section") if meta.empirical else Expectation(HOLDS, "the note's claim; structural")
+            for claim, meta in CLAIMS.items()
+        }
+    out = {claim: Expectation(HOLDS, "the note's claim, as stated") for claim in CLAIMS}
+    layers = [(section, f"[{model}]")]
     if key is not None and key in section:
         layers.append((section[key], f"[{model}.{key}]"))
     for entries, where in layers:

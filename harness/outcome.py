@@ -5,6 +5,7 @@
     text = outcome.to_json()                       # strict JSON: inf/nan spelled "inf", "-inf", "nan"
     ClaimOutcome.from_json(text) == outcome        # the round trip is exact
     status_of("refuted", "refuted")                # "refuted as expected"
+    status_of("refuted", FINDING)                  # "finding: refuted" (recorded and shown, never a failure)
 
 A claim test attaches `to_json()` to its item as the user property PROPERTY, so it travels under
 pytest-xdist; `harness.report.collect` reads it back with `from_json` once. The record carries
@@ -24,10 +25,19 @@ from harness.judgement import CLAIMS, HOLDS, NOT_APPLICABLE, REFUTED, THRESHOLDS
 
 PROPERTY = "claim_outcome"  # the user property's name
 
+# An expectation that judges nothing: the verdict is recorded and shown, and never fails its test. Held by
+# the layer map's layers other than the judged one, and by a model without a section for its empirical claims.
+FINDING = "finding"
+
 # What the report calls an item, most serious first; a claim's status is the most serious of its items'.
+# Findings come after every judged status: a judged item decides its claim's status whenever there is one.
 ERROR, REFUTED_STATUS, UNEXPECTED_PASS, NOT_RUN = "error", "refuted", "unexpected pass", "not run"
 REFUTED_AS_EXPECTED, HOLDS_STATUS, NOT_APPLICABLE_STATUS = "refuted as expected", "holds", "not applicable"
-STATUSES = (ERROR, REFUTED_STATUS, UNEXPECTED_PASS, NOT_RUN, REFUTED_AS_EXPECTED, HOLDS_STATUS, NOT_APPLICABLE_STATUS)
+FINDING_REFUTED, FINDING_HOLDS = f"{FINDING}: refuted", f"{FINDING}: holds"
+STATUSES = (
+    ERROR, REFUTED_STATUS, UNEXPECTED_PASS, NOT_RUN, REFUTED_AS_EXPECTED, HOLDS_STATUS, FINDING_REFUTED, FINDING_HOLDS,
+    NOT_APPLICABLE_STATUS,
+)  # fmt: skip
 
 REQUIRED_KEYS = ("claim", "verdict", "expected", "status", "margin", "margin_text", "reason", "evidence")
 
@@ -40,6 +50,8 @@ def status_of(verdict: str, expected: str) -> str:
     """The status of a measured verdict against its expectation (the rule, stated once)."""
     if NOT_APPLICABLE in (verdict, expected):
         return NOT_APPLICABLE_STATUS
+    if expected == FINDING:
+        return FINDING_HOLDS if verdict == HOLDS else FINDING_REFUTED
     if verdict == HOLDS:
         return HOLDS_STATUS if expected == HOLDS else UNEXPECTED_PASS
     return REFUTED_AS_EXPECTED if expected == REFUTED else REFUTED_STATUS

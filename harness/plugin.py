@@ -2,25 +2,33 @@
 
     pytest claims/                              # GPT-2 (the note's model), CUDA when present
     pytest claims/ --model minilm --layer 3     # any subject and layer; HARNESS_MODEL=minilm works too
+    pytest claims/ --model minilm --model gpt2  # several models, each loaded, measured and freed in turn
     pytest claims/ --model random-gpt2 -n 2     # pytest-xdist: one GPU per worker when there are several
+    pytest claims/ --layers all                 # layer map: C1–C5 at every block; only --layer's results can fail
     pytest claims/ --update-expectations        # rewrite this model's (and layer's) expectations from this run
     pytest claims/ --expectations my.toml       # judge against another expectations file
 
 The measurement options are made from `harness.settings.Settings` (same names, help and defaults
 as the CLI's flags), each with an environment fallback `HARNESS_<NAME>`. Options, the prompts file
-and the expectations file are checked at start-up. The subject loads once per session (and per
+and the expectations file are checked at start-up. One model loads once per session (and per
 xdist worker), only when tests are going to run (not for --help, --markers, --co, --fixtures);
 when it cannot load, the session stops at once with the loader's message and exit code 4.
+Several models (`--model` repeated, or HARNESS_MODEL=a,b) are one `harness.runs.ModelRun` each: every
+claim test is parametrized by model (its id starts with the model: `[minilm-0.5]`), the tests run
+model by model, each model loads at its first test and is freed after its last; a model that cannot
+load makes its own tests error with the loader's message while the others run. Under -n N the
+models spread over the workers, one model per worker at a time (`pytest_xdist_make_scheduler`).
 All state lives in `config.stash`. The report plugin (harness.report.collect) talks to this one
 through the hooks in `harness.suite`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,15 +37,14 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import InvalidArgument
 
 from harness.errors import HarnessError
-from harness.settings import ENV_PREFIX, PYTEST, Settings, load_subject_for, options, where_given
-from harness.suite import claims_dir, names_claims, runs_tests
+from harness.runs import LAYER_MAP_CLAIMS, ModelRun, model_in_nodeid
+from harness.settings import ENV_PREFIX, PYTEST, Settings, options, where_given
+from harness.suite import MODEL_PROPERTY, claims_dir, names_claims, runs_tests
 
-SETTINGS = pytest.StashKey[Settings]()
+SETTINGS = pytest.StashKey[Settings]()  # the first model's settings (the only one's, in a one-model run)
+RUNS = pytest.StashKey[list]()  # harness.runs.ModelRun per model, in command-line order
 EXPECTATIONS = pytest.StashKey[Path]()  # the expectations file, checked at start-up
 TEXTS = pytest.StashKey[list]()  # the corpus as read at start-up (harness.prompts.read_prompts)
-SUBJECT = pytest.StashKey[object]()  # harness.subjects.Subject, loaded at session start
-TOKENS = pytest.StashKey[object]()  # the corpus tokenized once (harness.prompts.Tokenized)
-LOAD_ERROR = pytest.StashKey[str]()  # why the subject could not load, for the report's header
 PROFILES = ("ci", "dev", "thorough")  # Hypothesis profiles registered below
 
 
@@ -50,7 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for option in options():
         if PYTEST not in option.where:
             continue
-        action = "store_true" if option.switch else "store"
+        action = "store_true" if option.switch else "append" if option.several else "store"
         group.addoption(option.flag, dest=option.name, action=action, default=None, help=f"{option.help_text()} [{option.env}]")
     group.addoption(
         "--expectations",
@@ -60,7 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--update-expectations",
         action="store_true",
-        help="rewrite the expectations of this model and layer from this run's verdicts (only after a complete run)",
+        help="rewrite the expectations of each model at its --layer from this run's verdicts (only after a complete run)",
     )
 
 
@@ -71,7 +78,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # describing the suite needs no settings
     _load_hypothesis_profile(config)
     try:
-        config.stash[SETTINGS] = _worker_device(config, _settings_from(config))
+        runs = [ModelRun(_worker_device(config, settings), n) for n, settings in enumerate(_settings_from(config))]
+        config.stash[RUNS] = runs
+        config.stash[SETTINGS] = runs[0].settings
         if names_claims(config):
             _check_files(config)
     except HarnessError as exc:
@@ -81,18 +90,22 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)  # before the terminal prints the header, which names the subject
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
-    if SETTINGS in config.stash and names_claims(config) and runs_tests(config):
-        _load(config)
+    if RUNS in config.stash and len(config.stash[RUNS]) == 1 and names_claims(config) and runs_tests(config):
+        _load(config)  # one model: at once, so that a model that cannot load stops the session (exit 4)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    if SUBJECT not in config.stash:
+    runs = config.stash.get(RUNS, [])
+    if not runs or not (runs[0].subject is not None or (len(runs) > 1 and names_claims(config) and runs_tests(config))):
         return []
     info = _run_info(config)
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+    if len(runs) > 1:
+        first = f"harness: models {info['model']} (each loaded, measured and freed in turn), layer {info['layer']}, "
+    else:
+        first = f"harness: model {info['model']} ({info['architecture']}, {info['revision']}), layer {info['layer']}, "
     lines = [
-        f"harness: model {info['model']} ({info['architecture']}, {info['revision']}), layer {info['layer']}, "
-        f"device {info['device']}, dtype {info['dtype']}, seed {info['settings']['seed']}",
+        first + f"device {info['device']}, dtype {info['dtype']}, seed {info['settings']['seed']}",
         f"harness: prompts {info['prompts']} ({info['n_prompts']}), hypothesis profile {info['hypothesis_profile']}"
         f" (seed {info['hypothesis_seed']})",
         f"harness: {versions}",
@@ -101,7 +114,68 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         lines.append(f"harness: first token: {info['first_token']}")
     if info.get("unknown_tokens_warning"):
         lines.append(f"harness: WARNING {info['unknown_tokens_warning']}")
+    if runs[0].settings.layers is not None:
+        lines.append(f"harness: layer map {runs[0].settings.layers} (C1–C5 at each; layers other than {info['layer']} are findings)")
     return lines
+
+
+@pytest.hookimpl(tryfirst=True)  # before @pytest.mark.parametrize: the model and layer lead every id
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    config = metafunc.config
+    if "harness_model" not in metafunc.fixturenames or RUNS not in config.stash:
+        return
+    runs = config.stash[RUNS]
+    metafunc.parametrize("harness_model", range(len(runs)), ids=[r.model for r in runs], indirect=True, scope="session")
+    marker = metafunc.definition.get_closest_marker("claim")
+    layers = sorted({n for r in runs for n in (r.planned_layers() or [])})
+    if layers and marker is not None and marker.args and marker.args[0] in LAYER_MAP_CLAIMS:
+        metafunc.parametrize("harness_layer", layers, ids=[f"L{n}" for n in layers], indirect=True, scope="session")
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own grouping by fixture parameters
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Model by model (each loads once), layer by layer within a model (one measure cache at a time);
+    a layer of `--layers all` beyond a shallower model's blocks is no test of it."""
+    if RUNS not in config.stash:
+        return
+    runs, kept, dropped = config.stash[RUNS], [], []
+    for item in items:
+        model, layer = _target(item)
+        planned = runs[model].planned_layers() if model is not None and layer is not None else None
+        (dropped if planned is not None and layer not in planned else kept).append(item)
+    kept.sort(key=lambda item: tuple(-1 if v is None else v for v in _target(item)))
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """Several models under -n N: each model's tests go to one worker, so a model loads on one worker only."""
+    runs = config.stash.get(RUNS, [])
+    if len(runs) < 2 or config.getoption("dist", "load") != "load":
+        return None  # one model, or a --dist the user chose: xdist's own scheduling
+    from xdist.scheduler import LoadScopeScheduling
+
+    models = [r.model for r in runs]
+
+    class ByModel(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return model_in_nodeid(nodeid, models) or nodeid
+
+    return ByModel(config, log)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    """Attach the item's model info (loaded, or why not) so it reaches the report, also from xdist workers."""
+    try:
+        return (yield)
+    finally:
+        model, _ = _target(item)
+        runs = item.config.stash.get(RUNS, [])
+        if model is not None and runs[model].info:
+            item.user_properties.append((MODEL_PROPERTY, json.dumps(runs[model].info, ensure_ascii=False)))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -111,24 +185,28 @@ def pytest_claim_report_run_info(config: pytest.Config) -> dict | None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_claim_outcomes(config: pytest.Config, outcomes: list, complete: bool, why: str) -> None:
-    """--update-expectations: write what this run measured, only after a complete run."""
-    if not config.getoption("update_expectations") or SETTINGS not in config.stash:
+    """--update-expectations: write what this run measured at each model's --layer, only after a complete run."""
+    if not config.getoption("update_expectations") or RUNS not in config.stash:
         return
     from harness.expectations import summarize, write_expectations
 
-    path, settings = config.stash[EXPECTATIONS], config.stash[SETTINGS]
+    path = config.stash[EXPECTATIONS]
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     say = reporter.write_line if reporter is not None else (lambda line, **_: sys.stderr.write(line + "\n"))
     if not complete:
         say(f"harness: expectations NOT updated ({path} unchanged): {why}; rerun to completion to update them", red=True)
         return
-    summary = summarize(outcomes)
-    try:
-        write_expectations(path, settings.model, summary, layer=settings.layer)
-    except (HarnessError, OSError) as exc:
-        say(f"harness: expectations NOT updated ({path} unchanged): {exc}", red=True)
-        return
-    say(f"harness: wrote the expectations of {len(summary)} claims for {settings.model} at layer {settings.layer} to {path}")
+    for run in config.stash[RUNS]:
+        settings = run.settings
+        summary = summarize([o for o in outcomes if o.model == settings.model and o.layer in (settings.layer, None)])
+        if not summary:
+            continue
+        try:
+            write_expectations(path, settings.model, summary, layer=settings.layer)
+        except (HarnessError, OSError) as exc:
+            say(f"harness: expectations NOT updated ({path} unchanged): {exc}", red=True)
+            return
+        say(f"harness: wrote the expectations of {len(summary)} claims for {settings.model} at layer {settings.layer} to {path}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,21 +214,45 @@ def pytest_claim_outcomes(config: pytest.Config, outcomes: list, complete: bool,
 
 
 @pytest.fixture(scope="session")
-def settings(pytestconfig: pytest.Config) -> Settings:
-    return pytestconfig.stash[SETTINGS]
+def harness_model(request: pytest.FixtureRequest) -> Iterator[ModelRun]:
+    """The test's model (parametrized by index, see pytest_generate_tests): loaded at its first test, freed after its last."""
+    if RUNS not in request.config.stash:
+        pytest.fail("the claims' settings were not read: run the claims through `pytest claims/`")
+    runs = request.config.stash[RUNS]
+    run = runs[getattr(request, "param", 0)]
+    if run.subject is None and not run.tried:
+        try:
+            run.load(request.config.stash[TEXTS])
+        except HarnessError:
+            pass  # run.error says why; every test of this model errors with it
+    if run.error is not None or run.subject is None:
+        pytest.fail(f"cannot run the claims on {run.model}: {run.error or 'it was freed'}", pytrace=False)
+    yield run
+    if len(runs) > 1:
+        run.release()  # pytest tears this down before the next model's first test sets its model up
 
 
 @pytest.fixture(scope="session")
-def subject(pytestconfig: pytest.Config):
-    if SUBJECT not in pytestconfig.stash:
-        pytest.fail("the subject was not loaded: run the claims through `pytest claims/`")
-    return pytestconfig.stash[SUBJECT]
+def harness_layer(request: pytest.FixtureRequest) -> int | None:
+    """The layer map's layer of this test (None: the model's --layer)."""
+    return getattr(request, "param", None)
 
 
 @pytest.fixture(scope="session")
-def tokens(pytestconfig: pytest.Config, subject):
-    """The corpus as read and tokenized at start-up (harness.prompts.Tokenized)."""
-    return pytestconfig.stash[TOKENS]
+def settings(harness_model: ModelRun, harness_layer: int | None) -> Settings:
+    """The test's model's settings, at the test's layer."""
+    return harness_model.settings if harness_layer is None else harness_model.settings.replace(layer=harness_layer)
+
+
+@pytest.fixture(scope="session")
+def subject(harness_model: ModelRun):
+    return harness_model.subject
+
+
+@pytest.fixture(scope="session")
+def tokens(harness_model: ModelRun):
+    """The corpus as read at start-up, tokenized by this model (harness.prompts.Tokenized)."""
+    return harness_model.tokens
 
 
 @pytest.fixture(scope="session")
@@ -159,11 +261,11 @@ def prompts(tokens) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def clean_pass(subject, tokens, settings: Settings):
-    """The clean forward over the corpus, run once per session and shared by every claim."""
+def clean_pass(subject, tokens, harness_model: ModelRun):
+    """The clean forward over the corpus, run once per model and shared by every claim and every layer."""
     from harness import CleanPass
 
-    return CleanPass(subject, tokens, settings.memory_budget_mb)
+    return CleanPass(subject, tokens, harness_model.settings.memory_budget_mb)
 
 
 @pytest.fixture(scope="session")
@@ -191,10 +293,12 @@ def measure(subject, clean_pass, settings: Settings) -> Callable:
 
 
 @pytest.fixture(scope="session")
-def expectations(pytestconfig: pytest.Config, settings: Settings):
+def expectations(pytestconfig: pytest.Config, settings: Settings, harness_model: ModelRun, harness_layer: int | None):
+    """Every claim's expectation for this model at this layer; a layer map's other layers are findings."""
     from harness.expectations import load_expectations
 
-    return load_expectations(pytestconfig.stash[EXPECTATIONS], settings.model, settings.layer)
+    judged = None if harness_layer is None else harness_model.settings.layer
+    return load_expectations(pytestconfig.stash[EXPECTATIONS], settings.model, settings.layer, judged=judged)
 
 
 @pytest.fixture
@@ -214,15 +318,29 @@ def claim_check(request: pytest.FixtureRequest, expectations, settings: Settings
 # Start-up
 
 
-def _settings_from(config: pytest.Config) -> Settings:
-    """Settings from the options, else the HARNESS_<NAME> variables; errors name which one."""
-    given = {}
+def _settings_from(config: pytest.Config) -> list[Settings]:
+    """One Settings per model, from the options, else the HARNESS_<NAME> variables; errors name which one."""
+    given: dict[str, tuple[object, str]] = {}
+    several: list[tuple[str, tuple[object, str]]] = []  # (field, (texts, where)) of options that make one Settings per value
     for option in options():
         if PYTEST in option.where:
             found = where_given(option, config.getoption(option.name))
-            if found is not None:
+            if found is None:
+                continue
+            if option.several:
+                texts, where = found
+                texts = texts if isinstance(texts, list) else [t.strip() for t in str(texts).split(",")]
+                several.append((option.name, (texts, where)))
+            else:
                 given[option.name] = found
-    return Settings.from_text(given)  # type: ignore[arg-type]
+    out = [Settings.from_text(given)]  # type: ignore[arg-type]
+    for name, (texts, where) in several:
+        out = [Settings.from_text({**given, name: (text, where)}) for text in texts]  # type: ignore[dict-item]
+        values = [getattr(s, name) for s in out]
+        twice = next((v for v in values if values.count(v) > 1), None)
+        if twice is not None:
+            raise HarnessError(f"{where} names {twice!r} twice: give each model once.")
+    return out
 
 
 def _check_files(config: pytest.Config) -> None:
@@ -250,19 +368,17 @@ def _check_files(config: pytest.Config) -> None:
 
 
 def _load(config: pytest.Config) -> None:
-    """Load the subject once, before the header prints; a subject that cannot load is a usage error."""
-    from harness.prompts import tokenize
-
-    settings = config.stash[SETTINGS]
+    """Load the one model before the header prints; a model that cannot load is a usage error."""
     try:
-        subject = load_subject_for(settings)
-        subject.check_layer(settings.layer)
-        # empty or over-long prompts: say so now, once; the fixtures reuse these tokens
-        config.stash[TOKENS] = tokenize(subject, config.stash[TEXTS])
+        config.stash[RUNS][0].load(config.stash[TEXTS])  # empty or over-long prompts: said now, once
     except HarnessError as exc:
-        config.stash[LOAD_ERROR] = str(exc)
         raise pytest.UsageError(f"cannot run the claims: {exc}") from None
-    config.stash[SUBJECT] = subject
+
+
+def _target(item: pytest.Item) -> tuple[int | None, int | None]:
+    """(model index, layer map layer) of a claim test, from its parameters."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return params.get("harness_model"), params.get("harness_layer")
 
 
 def _load_hypothesis_profile(config: pytest.Config) -> None:
@@ -304,22 +420,21 @@ def _run_info(config: pytest.Config) -> dict[str, object]:
 
     from harness.prompts import unknown_tokens_warning
 
-    settings = config.stash[SETTINGS]
-    if SUBJECT in config.stash:
-        about = config.stash[SUBJECT].describe()
-    else:  # the subject did not load: say what was asked for and why it failed
-        about = {
-            "model": settings.model,
-            "device": settings.device,
-            "dtype": settings.dtype,
-            "revision": "not loaded",
-            "error": config.stash.get(LOAD_ERROR, "the subject was not loaded"),
-        }
-    tokens = config.stash.get(TOKENS, None)
+    runs = config.stash[RUNS]
+    settings = runs[0].settings
+    models = [run.info or {**run._asked(), "revision": "not loaded here"} for run in runs]
+    if len(runs) == 1:
+        about = {k: v for k, v in models[0].items() if k not in ("layers", "n_prompts", "unknown_tokens")}
+        if not runs[0].info:
+            about["error"] = "the subject was not loaded"
+    else:  # each model's own identity is in "models"
+        about = {"model": ", ".join(r.model for r in runs), "revision": "per model", "device": settings.device, "dtype": settings.dtype}
+    tokens = runs[0].tokens if len(runs) == 1 else None
     texts = list(tokens.texts) if tokens is not None else config.stash.get(TEXTS, None)
     profile = hypothesis_settings()
     return {
         **about,
+        "models": models,
         "layer": settings.layer,
         "prompts": str(settings.prompts or claims_dir(config) / "prompts.txt"),
         "n_prompts": len(texts) if texts is not None else "not read",
@@ -338,7 +453,7 @@ def _run_info(config: pytest.Config) -> dict[str, object]:
         if profile.derandomize
         else config.getoption("hypothesis_seed", None) or "random (repeat a failure with the @reproduce_failure blob it prints)",
         "command": " ".join(["pytest", *sys.argv[1:]]),
-        "settings": settings.as_dict(),
+        "settings": {**settings.as_dict(), "model": about["model"]},
     }
 
 

@@ -48,6 +48,7 @@ class Option:
     repeat: bool = False  # the flag may be given many times (factors)
     switch: bool = False  # a flag without a value (store_true)
     optional: bool = False  # None is a value (prompts: the suite's corpus; factor_batch: the budget's choice)
+    several: bool = False  # pytest: repeatable (its variable comma-separated), each value making its own Settings (model)
 
     @property
     def env(self) -> str:
@@ -130,6 +131,41 @@ def _prompts_file(text: str) -> Path:
     return path
 
 
+def parse_layers(text: str) -> str:
+    """A layer map's layers as typed: "all", or block indices and ranges, "0-5", "2,4", "0-2,7"; normalised text."""
+    word = text.strip().lower()
+    if word == "all":
+        return word
+    parts = [p.strip() for p in word.split(",")]
+    allowed = "give 'all', a range such as 0-5, or block indices such as 2,4"
+    for part in parts:
+        ends = part.split("-")
+        if not part or len(ends) > 2 or not all(e.isascii() and e.isdigit() for e in ends):
+            raise ValueError(f"is not a layer list: {allowed}")
+        if len(ends) == 2 and int(ends[0]) > int(ends[1]):
+            raise ValueError(f"has a range that runs backwards ({part}): {allowed}")
+    return ",".join(parts)
+
+
+def layers_of(spec: str, n_blocks: int, label: str = "--layers") -> list[int]:
+    """The block indices a `parse_layers` text names on a model of `n_blocks` blocks, sorted, each once.
+
+    Raise InputError naming the first index outside the model's blocks.
+    """
+    if spec == "all":
+        return list(range(n_blocks))
+    out: set[int] = set()
+    for part in spec.split(","):
+        first, _, last = part.partition("-")
+        out.update(range(int(first), int(last or first) + 1))
+    beyond = sorted(n for n in out if n >= n_blocks)
+    if beyond:
+        raise InputError(
+            f"{label} {spec!r} names block {beyond[0]}, beyond the model's {n_blocks} blocks: give layers from 0 to {n_blocks - 1}."
+        )
+    return sorted(out)
+
+
 def parse_factor(text: str) -> float:
     try:
         value = float(text)
@@ -142,7 +178,13 @@ def parse_factor(text: str) -> float:
 
 @dataclass(frozen=True)
 class Settings:
-    model: str = setting("gpt2", "subject: gpt2 (the note's model), minilm, random-gpt2, a Hub id or a local directory", _text)
+    model: str = setting(
+        "gpt2",
+        "subject: gpt2 (the note's model), minilm, random-gpt2, a Hub id or a local directory; pytest: repeat it (or comma-separate "
+        "the variable) to run the claims on several models in turn",
+        _text,
+        several=True,
+    )
     device: str = setting("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N", _choice(DEVICES, "cuda:"))
     dtype: str = setting(
         "float32",
@@ -181,6 +223,14 @@ class Settings:
         switch=True,
     )  # the claims measure the sites before the layer (C1), so pytest runs the full forward
     prepend_bos: str = setting("auto", "prepend a BOS token: auto (the architecture's rule), yes or no", _choice(BOS))
+    layers: str | None = setting(
+        None,
+        "layer map: also judge C1–C5 with the scaled block at each of these layers ('all', a range 0-5, a list 2,4), sharing one "
+        "clean pass; only --layer's results (and layers the expectations file names) can fail, the others are findings",
+        parse_layers,
+        where=(PYTEST,),
+        optional=True,
+    )  # the CLI profiles one layer at a time
 
     def validated(self) -> Settings:
         """These settings checked and normalised (numpy integers -> int); raise InputError naming the first bad one."""
@@ -248,9 +298,7 @@ def load_subject_for(settings: Settings):
     """The subject these settings name (harness.subjects.load_subject with the loader's settings)."""
     from harness.subjects import load_subject
 
-    return load_subject(
-        settings.model, device=settings.device, dtype=settings.dtype, seed=settings.seed, prepend_bos=settings.prepend_bos
-    )
+    return load_subject(settings.model, device=settings.device, dtype=settings.dtype, seed=settings.seed, prepend_bos=settings.prepend_bos)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 
 CLAIMS_FOLDER = "claims"  # relative to pytest's rootdir; node ids under it start with "claims/"
+# The user property by which a claim test carries its model's run info (JSON: describe(), layer, layers,
+# or the error it could not load with) to the report, from whichever xdist worker ran it.
+MODEL_PROPERTY = "claim_model"
 
 
 class SuiteHooks:

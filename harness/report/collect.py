@@ -26,6 +26,7 @@ Hooks (harness.suite.SuiteHooks): run information for the header comes from
 from __future__ import annotations
 
 import datetime
+import json
 import sys
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from harness.errors import InputError
 from harness.outcome import NOT_RUN, PROPERTY, ClaimOutcome, OutcomeError
 from harness.report.outcomes import ItemResult, build_document, check_travels, claim_of
 from harness.report.write import check_report_path, json_path_for, write_document
-from harness.suite import SuiteHooks, in_claims, names_claims
+from harness.suite import MODEL_PROPERTY, SuiteHooks, in_claims, names_claims
 
 DEFAULT_REPORT = "reports/claims.html"
 _PLUGIN_NAME = "harness-claim-report"
@@ -121,6 +122,7 @@ class ClaimReport:
         self.write_error: str | None = None
         self.kept: str | None = None  # why an earlier report was left in place
         self.start_error: str | None = None  # why the session stopped before any test (e.g. the model did not load)
+        self.models: dict[str, dict] = {}  # model -> its run info as a test (on whichever worker) carried it
 
     @pytest.hookimpl(wrapper=True)
     def pytest_sessionstart(self, session: pytest.Session) -> object:
@@ -150,6 +152,10 @@ class ClaimReport:
         if not (in_claims(report.nodeid) and (claim_of(report.nodeid) or PROPERTY in properties)):
             return
         item = self.items.setdefault(report.nodeid, ItemResult(report.nodeid))
+        if isinstance(properties.get(MODEL_PROPERTY), str):
+            info = json.loads(properties[MODEL_PROPERTY])
+            self.models[str(info.get("model"))] = info
+            item.model = str(info.get("model"))
         for value in properties.values():
             if _stopped(value) and value not in item.problems:
                 item.problems.append(value)
@@ -233,6 +239,8 @@ class ClaimReport:
             info["error"] = f"{type(exc).__name__}: {exc}"
         if self.start_error:
             info["error"] = f"the session stopped before running tests: {self.start_error}"
+        if info.get("models"):  # what each model's tests carried (loaded on a worker, or why it did not load)
+            info["models"] = [self.models.get(str(m.get("model")), m) for m in info["models"]]
         outcomes = [i.outcome for i in self.items.values() if i.outcome]
         if outcomes:
             info.setdefault("model", outcomes[0].model)

@@ -3,12 +3,25 @@
     item = ItemResult("claims/test_growth.py::test_C3_note[0.5]")
     item.outcome = ClaimOutcome.from_json(text)     # the test's `claim_outcome` user property
     item.pytest_outcome = "passed"
-    doc = build_document([item], run_info)          # JSON-ready dict: run, session, claims
+    doc = build_document([item], run_info)          # JSON-ready dict: run, session, claims, matrix (, layer_map)
     doc["claims"][3]["status"]                      # "holds", "refuted", ..., "not run"
+    doc["matrix"]["cells"]                          # per (model, claim): the deciding item at the judged layer
+    assemble([("C3", item_dict), ...], run, session)   # the same document from item dicts (report merge)
 
 The contract with `claims/`: every claim test attaches one user property `("claim_outcome", <JSON
 string>)`, a harness.outcome.ClaimOutcome as JSON (at least its REQUIRED_KEYS). A test that
 ends without one shows as "error" when it failed and as "not run" when it was skipped or never ran.
+
+The document (docs/readme-multi.md; the page helper renders it):
+- run: the run info, with "models": one dict per model (model, revision, architecture, first_token,
+  blocks, device, dtype, source, layer, layers; error when it could not load);
+- claims: per claim its items (each with "model" and "layer"), its status (the most serious item's)
+  and margin (the least at each model's judged layer);
+- matrix: per (model, claim) the item that decides the claim at the model's judged layer: the most
+  serious status, ties broken by the smallest margin;
+- layer_map (only when a model ran a layer map): per model, claim × layer margin, status, statistic;
+- session: exit status, notes, and counts per status plus "fragile" (measured items whose interval
+  crosses the threshold).
 """
 
 from __future__ import annotations
@@ -20,8 +33,12 @@ from dataclasses import dataclass, field
 
 from harness.judgement import CLAIMS
 from harness.outcome import ERROR, NOT_RUN, PROPERTY, STATUSES, ClaimOutcome, OutcomeError, finite
+from harness.runs import LAYER_MAP_CLAIMS, model_in_nodeid
 
-FORMAT = "claims-report/1"
+FORMAT = "claims-report/1"  # same format since wave 1: the new keys are additions, an old reader ignores them
+# Per-model run info the document carries for each model (harness.runs.ModelRun.info), in this order.
+MODEL_KEYS = ("model", "revision", "architecture", "first_token", "blocks", "device", "dtype", "source", "layer", "layers", "error")
+_LAYER_IN_ID = re.compile(r"-L(\d+)(?:-|\]$)")
 
 _CLAIM_IN_NAME = re.compile(r"::(?:[\w.]+::)?test_(C\d+)_")
 
@@ -35,6 +52,7 @@ class ItemResult:
     pytest_outcome: str = NOT_RUN  # "passed", "failed", "error", "skipped", "not run"
     message: str = ""  # why it failed, errored or was skipped (first lines of pytest's text)
     problems: list[str] = field(default_factory=list)  # contract violations seen while collecting
+    model: str | None = None  # the test's model, when known without an outcome (its model property, its id)
 
     @property
     def claim(self) -> str | None:
@@ -59,6 +77,8 @@ class ItemResult:
             "pytest_outcome": self.pytest_outcome,
             "message": self.message,
             "problems": list(self.problems),
+            "model": self.model,
+            "layer": None,
         }
         if self.outcome is not None:
             out.update({k: v for k, v in self.outcome.to_dict().items() if k not in ("nodeid", "claim", "status")})
@@ -94,10 +114,27 @@ def worst(statuses: list[str]) -> str:
 
 def build_document(items: list[ItemResult], run: dict, session: dict | None = None) -> dict:
     """The report's content as JSON-ready data; the HTML is drawn from exactly this."""
-    by_claim: dict[str, list[ItemResult]] = {cid: [] for cid in CLAIMS}
-    unassigned: list[ItemResult] = []
+    run = {**run, "models": run.get("models") or [{k: run[k] for k in MODEL_KEYS if k in run}]}
+    models = [str(m.get("model")) for m in run["models"]]
+    judged = _judged_layers(run)
+    pairs = []
     for item in items:
-        cid = item.claim
+        data = item.to_dict()
+        if data["model"] is None:
+            data["model"] = model_in_nodeid(item.nodeid, models) or (models[0] if len(models) == 1 else None)
+        if data["layer"] is None and item.outcome is None:
+            found = _LAYER_IN_ID.search(item.nodeid.rpartition("[")[2])
+            data["layer"] = int(found.group(1)) if found else judged.get(data["model"])
+        pairs.append((item.claim, data))
+    return assemble(pairs, run, session)
+
+
+def assemble(items: list[tuple[str | None, dict]], run: dict, session: dict | None = None) -> dict:
+    """The document from (claim id or None, item dict) pairs and the run info (see the module docstring)."""
+    judged = _judged_layers(run)
+    by_claim: dict[str, list[dict]] = {cid: [] for cid in CLAIMS}
+    unassigned: list[dict] = []
+    for cid, item in items:
         if cid is None:
             unassigned.append(item)
         else:
@@ -105,30 +142,98 @@ def build_document(items: list[ItemResult], run: dict, session: dict | None = No
     claims = []
     for cid, group in by_claim.items():
         known = CLAIMS.get(cid)
-        first = next((i.outcome for i in group if i.outcome is not None), None)  # the wording the run used
+        first = next((i for i in group if i.get("statement")), None)  # the wording the run used
+        wording = {k: first[k] if first else getattr(known, k, "") for k in ("section", "title", "statement", "test")}
+        at_judged = [i for i in group if _is_judged(i, judged)]
         claims.append(
             {
                 "claim": cid,
-                "section": first.section if first else known.section if known else "",
-                "title": first.title if first else known.title if known else "",
-                "statement": first.statement if first else known.statement if known else "",
-                "test": first.test if first else known.test if known else "",
-                "status": worst([i.status for i in group]),
-                "margin": _least([i.outcome.margin for i in group if i.outcome is not None]),
-                "items": [i.to_dict() for i in group],
+                **wording,
+                "status": worst([i["status"] for i in group]),
+                "margin": _least([i.get("margin") for i in at_judged]),
+                "items": group,
             }
         )
+    everything = [item for _, item in items]
     counts: dict[str, int] = {}
-    for item in items:
-        counts[item.status] = counts.get(item.status, 0) + 1
+    for item in everything:
+        counts[item["status"]] = counts.get(item["status"], 0) + 1
     doc = {
         "format": FORMAT,
         "run": run,
-        "session": {**(session or {}), "items": len(items), "counts": {s: counts[s] for s in STATUSES if s in counts}},
+        "session": {
+            **(session or {}),
+            "items": len(everything),
+            "counts": {**{s: counts[s] for s in STATUSES if s in counts}, "fragile": sum(i.get("fragile") is True for i in everything)},
+        },
         "claims": claims,
-        "unassigned": [i.to_dict() for i in unassigned],
+        "unassigned": unassigned,
+        "matrix": _matrix(claims, run, judged),
     }
+    layer_map = _layer_map(claims, run)
+    if layer_map:
+        doc["layer_map"] = layer_map
     return finite(doc)
+
+
+def deciding(items: list[dict]) -> dict | None:
+    """The item whose status is the group's: the most serious, ties broken by the smallest margin."""
+    if not items:
+        return None
+    status = worst([i["status"] for i in items])
+    return min((i for i in items if i["status"] == status), key=lambda i: _margin(i.get("margin")))
+
+
+def _matrix(claims: list[dict], run: dict, judged: dict[str, int | None]) -> dict:
+    models = [str(m.get("model")) for m in run["models"]]
+    cells = []
+    for model in models:
+        for claim in claims:
+            meta = CLAIMS.get(claim["claim"])
+            item = deciding([i for i in claim["items"] if i.get("model") == model and _is_judged(i, judged)]) or {}
+            cells.append(
+                {
+                    "model": model,
+                    "claim": claim["claim"],
+                    "status": item.get("status", NOT_RUN),
+                    **{k: item.get(k) for k in ("statistic", "threshold", "ci95", "fragile")},
+                    "needs": getattr(meta, "needs", "") or None,
+                    "statistic_name": getattr(meta, "statistic", "") or None,
+                    "nodeid": item.get("nodeid"),
+                }
+            )
+    return {"models": models, "claims": [c["claim"] for c in claims], "cells": cells}
+
+
+def _layer_map(claims: list[dict], run: dict) -> dict:
+    out = {}
+    for info in run["models"]:
+        layers = info.get("layers")
+        if not isinstance(layers, list) or not layers:
+            continue
+        model = str(info.get("model"))
+        rows = {"margin": [], "status": [], "statistic": []}
+        for cid in LAYER_MAP_CLAIMS:
+            items = next((c["items"] for c in claims if c["claim"] == cid), [])
+            cells = [deciding([i for i in items if i.get("model") == model and i.get("layer") == n]) for n in layers]
+            for key in rows:
+                rows[key].append([c.get(key) if c else None for c in cells])
+        out[model] = {"layers": list(layers), "claims": list(LAYER_MAP_CLAIMS), **rows}
+    return out
+
+
+def _judged_layers(run: dict) -> dict[str, int | None]:
+    """model -> the layer its claims were judged at (--layer); the layer map's others are findings."""
+    return {str(m.get("model")): m.get("layer", run.get("layer")) for m in run.get("models") or []}
+
+
+def _is_judged(item: dict, judged: dict[str, int | None]) -> bool:
+    layer, expected = item.get("layer"), judged.get(str(item.get("model")))
+    return layer is None or expected is None or layer == expected
+
+
+def _margin(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) else math.inf
 
 
 def _least(margins: list[object]) -> float | None:

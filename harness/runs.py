@@ -1,0 +1,125 @@
+"""The models of one claims session: each loaded in its turn, measured, and freed before the next.
+
+    runs = [ModelRun(settings, n) for n, settings in enumerate(per_model_settings)]
+    run.load(texts)            # HarnessError when the model cannot load (or the layer/corpus does not fit it)
+    run.subject, run.tokens    # while loaded
+    run.info                   # what the report's run["models"] holds: describe(), layer, layers, error
+    run.release()              # drop the subject and its tensors; CUDA memory back to the allocator's pool
+
+`harness.plugin` keeps the list in `config.stash` and hands each claim test its model through a
+session fixture parametrized by model index, so pytest tears a model's fixtures down (and this
+releases it) before the next model's first test loads that one.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, field
+
+from harness.errors import HarnessError
+from harness.settings import Settings, layers_of, load_subject_for
+
+# Claims a layer map judges at each of its layers; C0 already scales every block.
+LAYER_MAP_CLAIMS = ("C1", "C2", "C3", "C4", "C5")
+
+
+@dataclass
+class ModelRun:
+    """One model of a session; see the module docstring."""
+
+    settings: Settings  # this model's settings: settings.model is its one name
+    index: int  # its place in the command line's models, the order the session measures them in
+    subject: object | None = None  # harness.subjects.Subject while loaded
+    tokens: object | None = None  # harness.prompts.Tokenized: the corpus on this model's tokenizer
+    error: str | None = None  # why it could not load; its tests error with this
+    info: dict[str, object] = field(default_factory=dict)  # the report's per-model run info
+    tried: bool = False  # load() was called (in this process)
+
+    @property
+    def model(self) -> str:
+        return self.settings.model
+
+    def load(self, texts: list[str]) -> None:
+        """Load the subject, check the layers against its blocks, tokenize the corpus; raise HarnessError."""
+        from harness.prompts import tokenize
+
+        self.tried = True
+        try:
+            subject = load_subject_for(self.settings)
+            subject.check_layer(self.settings.layer)
+            layers = self.map_layers(subject.n_blocks)
+            tokens = tokenize(subject, texts)
+        except HarnessError as exc:
+            self.error = str(exc)
+            self.info = {**self._asked(), "error": self.error}
+            raise
+        self.subject, self.tokens = subject, tokens
+        self.info = {
+            **subject.describe(),
+            "layer": self.settings.layer,
+            "layers": layers,
+            "n_prompts": len(tokens.texts),
+            "unknown_tokens": tokens.n_unknown,
+        }
+
+    def map_layers(self, n_blocks: int) -> list[int] | None:
+        """The layer map's layers on a model of `n_blocks` blocks, the judged layer always among them; None without --layers."""
+        if self.settings.layers is None:
+            return None
+        return sorted({*layers_of(self.settings.layers, n_blocks), self.settings.layer})
+
+    def planned_layers(self) -> list[int] | None:
+        """The layer map's layers as known before loading (for test ids); None when unknown or without --layers."""
+        if self.settings.layers is None:
+            return None
+        blocks = getattr(self.subject, "n_blocks", None) or peek_blocks(self.model)
+        if blocks is None:
+            if self.settings.layers == "all":
+                return None
+            blocks = 1 << 16  # an explicit list needs no depth; load() refuses a layer beyond the model's blocks
+        try:
+            return self.map_layers(blocks)
+        except HarnessError:
+            return None  # load() says why, as this model's error
+
+    def release(self) -> None:
+        """Drop the subject, its tokens and every tensor they hold; on CUDA return the cached blocks."""
+        device = str(getattr(self.subject, "device", "cpu"))
+        self.subject = self.tokens = None
+        gc.collect()
+        if device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def _asked(self) -> dict[str, object]:
+        return {
+            "model": self.model,
+            "revision": "not loaded",
+            "device": self.settings.device,
+            "dtype": self.settings.dtype,
+            "layer": self.settings.layer,
+        }
+
+
+def peek_blocks(model: str) -> int | None:
+    """A model's block count from its config alone (no weights), or None when the config cannot be read here."""
+    try:
+        from transformers import AutoConfig, GPT2Config
+
+        if model == "random-gpt2":
+            return int(GPT2Config().n_layer)
+        if model == "minilm":
+            from harness.subjects import _minilm_directory
+
+            return int(AutoConfig.from_pretrained(_minilm_directory()).num_hidden_layers)
+        return int(AutoConfig.from_pretrained(model, local_files_only=True).num_hidden_layers)
+    except Exception:  # any failure here is the loader's to report, with its own message
+        return None
+
+
+def model_in_nodeid(nodeid: str, models: list[str]) -> str | None:
+    """Which of `models` a claim test's id names: its parameters start with the model ("...[minilm-0.5]")."""
+    params = nodeid.rpartition("[")[2] if nodeid.endswith("]") else ""
+    found = [m for m in models if params.startswith(m + "-") or params == m + "]"]
+    return max(found, key=len) if found else None
