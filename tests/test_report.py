@@ -129,8 +129,9 @@ def test_every_claim_section_matches_the_json(written):
                 if key in cells:
                     assert cells[key] == fmt(value), (claim["claim"], key)
             assert cells, f"{item['nodeid']}: no evidence shown"
-        summary = [r for r in root.find_all("tr", data_claim=claim["claim"]) if r.parent.attrs.get("class") == "summary"]
-        assert [r.attrs["data-status"] for r in summary] == [i["status"] for i in claim["items"]]
+        # the verdict table: one row per claim, one cell per model, the claim's status in it
+        row = next(r for r in root.find_all("tr", data_claim=claim["claim"]) if r.parent.attrs.get("class") == "matrix")
+        assert [td.attrs["data-status"] for td in row.find_all("td", class_="cell")] == [claim["status"]]
 
 
 def test_numbers_table_equals_the_profile(written):
@@ -153,26 +154,44 @@ def test_numbers_table_equals_the_profile(written):
         assert prof["delta"][f][at] == pytest.approx(abs(1 - factor) * prof["clean_norm"][at], rel=1e-5)
 
 
-def test_c0_c4_c5_evidence_and_plots_present(sample, written):
+def test_each_claim_section_has_one_figure_that_makes_its_point(sample, written):
     outcomes, _ = sample
     html = written[0].read_text()
-    sections = {s.attrs["data-claim"]: s for s in parse(html).find_all("section", class_="claim")}
+    root = parse(html)
+    sections = {s.attrs["data-claim"]: s for s in root.find_all("section", class_="claim")}
     captions = {cid: [f.text for f in s.find_all("figcaption")] for cid, s in sections.items()}
-    assert any(c.startswith("Intervention layer × site") for c in captions["C0"])
-    assert any(c.startswith("Pre/post final-norm") for c in captions["C4"])
-    assert any(c.startswith("First-token ratio against site") for c in captions["C5"])
-    assert any(c.startswith("First-token ratio against prompt length") for c in captions["C5"])
-    assert any(c.startswith("Hypothesis examples tried") for c in captions["C2"])
-    for cid in ("C1", "C2", "C3", "C4", "C5"):
-        assert any(c.startswith("Δ against site") for c in captions[cid])
-        assert any(c.startswith("Relative Δ against site") for c in captions[cid])
+    assert all(len(c) == 1 for c in captions.values()), captions
+    assert captions["C0"][0].startswith("Intervention layer × site")
+    assert captions["C1"][0].startswith("Δ against site up to the scaled block") and "factor 0.5, factor 1.5" in captions["C1"][0]
+    assert captions["C2"][0].startswith("Δ against site up to the scaled block")
+    assert captions["C3"][0].startswith("Smallest step ratio") and captions["C4"][0].startswith("Drop 1 − Δ(final)")
+    assert captions["C5"][0].startswith("First-token ratio against prompt length")
     for cid, section in sections.items():
-        figures = section.find_all("figure")
-        assert all(f.find_all("svg") for f in figures), f"{cid}: a figure without its plot"
+        assert all(f.find_all("svg") for f in section.find_all("figure")), f"{cid}: a figure without its plot"
     assert "plot failed" not in html
+    overview = root.find_all("section", id="overview")[0]
+    assert len(overview.find_all("svg")) == 1 and "first token excluded (left) and included (right)" in overview.text
+    # raw numbers sit in collapsed <details>: Hypothesis examples, evidence and per-site tables
+    for section in sections.values():
+        for table in section.find_all("table"):
+            if table.attrs.get("class") in ("examples", "evidence", "numbers"):
+                node = table
+                while node.tag != "details":
+                    node = node.parent
+                assert "open" not in node.attrs
     examples = sections["C2"].find_all("table", class_="examples")[0].find_all("tr")[1:]
     item = next(o for o in outcomes if o.claim == "C2" and o.source == "hypothesis")
     assert [tr.find_all("td")[0].text for tr in examples] == [fmt(e.factor) for e in item.examples]
+
+
+def test_each_section_shows_only_the_thresholds_its_rule_uses(written):
+    root = parse(written[0].read_text())
+    doc = json.loads(written[1].read_text())
+    for claim in doc["claims"]:
+        section = next(s for s in root.find_all("section", class_="claim") if s.attrs["data-claim"] == claim["claim"])
+        shown = {code.text.split(" = ")[0] for code in section.find_all("code")}
+        assert shown == set(claim["items"][0]["thresholds"]), claim["claim"]
+        assert len(shown) < 5
 
 
 def test_two_renders_are_byte_identical_but_for_date_and_command(sample):
@@ -191,7 +210,7 @@ def test_two_renders_are_byte_identical_but_for_date_and_command(sample):
 
     assert without_header(first) == without_header(second)
     svgs = re.findall(r"<svg.*?</svg>", first, flags=re.S)
-    assert len(svgs) >= 10
+    assert len(svgs) == 7  # the overview and one per claim
     ids = re.findall(r'\bid="([^"]+)"', first)
     assert len(ids) == len(set(ids)), "inline SVGs share an id"
 
@@ -313,7 +332,7 @@ def test_a_long_corpus_is_capped_on_the_page_and_whole_in_the_json(sample, tmp_p
     outcomes, info = sample
     many = [f"prompt number {n}" for n in range(10_000)]
     c5 = next(o for o in outcomes if o.claim == "C5" and o.source == "note")
-    long = dataclasses.replace(c5, evidence={**c5.evidence, "prompt_lengths": [5] * 10_000, "prompt_ratio": [1.0] * 10_000})
+    long = dataclasses.replace(c5, evidence={**c5.evidence, "prompt_lengths": [5] * 10_000, "prompt_ratio": [1.0] * 10_000, "prompt_statistic": [1.0] * 10_000})
     html_path, json_path = write_report([long], {**info, "prompt_texts": many, "n_prompts": len(many)}, tmp_path / "r.html")
     html = html_path.read_text()
     tree = Tree(html)

@@ -164,10 +164,10 @@ the other layers are findings, shown but not failing.</p>
 <figure>{{ svg }}<figcaption>{{ caption }}</figcaption></figure>
 {% endfor %}
 {% if claim.item_views or claim.tables %}
-<details><summary>Numbers: evidence per item{% if claim.tables %}, Δ per site{% endif %}{% if claim.item_views | selectattr("examples") | list %}, Hypothesis examples{% endif %}</summary>
+<details><summary>Numbers: evidence per item{% if claim.tables %}, Δ per site{% endif %}{% if claim.item_views | selectattr("examples", "defined") | selectattr("examples") | list %}, Hypothesis examples{% endif %}</summary>
 {% for item in claim.item_views if item.facts %}
 <table class="evidence" data-nodeid="{{ item.nodeid }}"><caption>Evidence, {{ item.label }}</caption>
-{% for name, text in item.facts %}<tr><td>{{ name }}</td><td class="num" data-key="{{ name }}">{{ text }}</td></tr>
+{% for name, text, whole in item.facts %}<tr><td>{{ name }}</td><td class="num"{% if whole %} data-key="{{ name }}"{% endif %}>{{ text }}</td></tr>
 {% endfor %}</table>
 {% endfor %}
 {% for item in claim.item_views if item.get("examples") %}

@@ -363,11 +363,12 @@ _DECIMALS = re.compile(r"(\d\.\d{2})\d+")
 
 def _own_ids(svg: str, prefix: str) -> str:
     """Prefix every id (and every reference to one) so that many SVGs can share one page."""
-    ids = set(re.findall(r'\bid="([^"]+)"', svg))
+    # matplotlib's ids ("C3-prompts-mde7751be2b") become short, numbered in order of appearance: "C3-prompts-7"
+    ids = {name: f"{prefix}{n}" for n, name in enumerate(dict.fromkeys(re.findall(r'\bid="([^"]+)"', svg)))}
 
     def own(match: re.Match) -> str:
         name = match.group(2)
-        return match.group(1) + (prefix + name if name in ids else name)
+        return match.group(1) + ids.get(name, name)
 
     return re.sub(r'(\bid="|href="#|url\(#)([^")]+)', own, svg)
 

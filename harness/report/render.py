@@ -451,11 +451,12 @@ def _c5_figure(items: list[dict], thresholds: dict, several: bool) -> tuple[str,
     for item in items:
         ev = item["evidence"]
         judged = ev.get("prompt_statistic", ev.get("prompt_ratio"))
-        if item.get("source") == "hypothesis" or judged is None or "prompt_lengths" not in ev:
-            continue
+        if item.get("source") == "hypothesis" or not isinstance(judged, list) or len(judged) != len(ev.get("prompt_lengths") or ()):
+            continue  # the Hypothesis item repeats a factor's points; a list of another length is not per prompt
         name = str(item.get("model")) if several else "predicted"
         first = name not in [p["label"] for p in predicted]  # the at-layer points once per model: the curve describes them
-        lengths, judged_shown, at_layer = _sampled(ev["prompt_lengths"], judged, ev.get("prompt_ratio_at_layer") if first else None)
+        at_layer = ev.get("prompt_ratio_at_layer") if first and len(ev.get("prompt_ratio_at_layer") or ()) == len(judged) else None
+        lengths, judged_shown, at_layer = _sampled(ev["prompt_lengths"], judged, at_layer)
         series.append({"label": _group_label(item, several), "lengths": lengths, "judged": judged_shown, "at_layer": at_layer})
         if ev.get("predicted_lengths") and name not in [p["label"] for p in predicted]:
             predicted.append({"label": name, "lengths": ev["predicted_lengths"], "ratio": ev["predicted_ratio"], "crossing": ev.get("predicted_crossing_length")})
@@ -605,8 +606,11 @@ def _matrix_table(ev: dict) -> dict:
     return {"caption": f"Δ by scaled block × site, factor {fmt(ev.get('factor'))}", "columns": ["scaled", *ev["sites"]], "rows": rows}
 
 
-def _evidence_rows(evidence: object) -> list[tuple[str, str]]:
-    """The claim-specific evidence as (name, text); the profile and the C0 matrix have their own tables."""
+def _evidence_rows(evidence: object) -> list[tuple[str, str, bool]]:
+    """The claim-specific evidence as (name, text, whole); the profile and the C0 matrix have their own tables.
+
+    whole: the text is the whole value (fmt of it); long lists show their first values only.
+    """
     if not isinstance(evidence, dict):
         return []
     rows = []
@@ -614,11 +618,11 @@ def _evidence_rows(evidence: object) -> list[tuple[str, str]]:
         if key in _OWN_TABLES or (key == "delta" and "layers" in evidence):
             continue
         if isinstance(value, list) and len(value) > SHOWN_LIST_VALUES:  # per-prompt lists: the JSON has them all
-            rows.append((key, f"{fmt(value[:SHOWN_LIST_VALUES])}, … ({len(value)} values; all in the JSON twin)"))
+            rows.append((key, f"{fmt(value[:SHOWN_LIST_VALUES])}, … ({len(value)} values; all in the JSON twin)", False))
             continue
         if key == "readings" and isinstance(value, dict):
             for name, reading in value.items():
-                rows.append((f"{key}.{name}", fmt(reading)))
+                rows.append((f"{key}.{name}", fmt(reading), True))
             continue
-        rows.append((key, fmt(value)))
+        rows.append((key, fmt(value), True))
     return rows
