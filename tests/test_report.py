@@ -332,7 +332,9 @@ def test_a_long_corpus_is_capped_on_the_page_and_whole_in_the_json(sample, tmp_p
     outcomes, info = sample
     many = [f"prompt number {n}" for n in range(10_000)]
     c5 = next(o for o in outcomes if o.claim == "C5" and o.source == "note")
-    long = dataclasses.replace(c5, evidence={**c5.evidence, "prompt_lengths": [5] * 10_000, "prompt_ratio": [1.0] * 10_000, "prompt_statistic": [1.0] * 10_000})
+    long = dataclasses.replace(
+        c5, evidence={**c5.evidence, "prompt_lengths": [5] * 10_000, "prompt_ratio": [1.0] * 10_000, "prompt_statistic": [1.0] * 10_000}
+    )
     html_path, json_path = write_report([long], {**info, "prompt_texts": many, "n_prompts": len(many)}, tmp_path / "r.html")
     html = html_path.read_text()
     tree = Tree(html)
@@ -397,8 +399,10 @@ def contract_document(doc: dict, other: str = "other<b>model") -> dict:
     """`doc` as a two-model run with a verdict matrix, a layer map and C6 evidence, per PLAN.md's contract."""
     doc = json.loads(json.dumps(doc))
     run = doc["run"]
-    run["models"] = [{k: run.get(k) for k in ("model", "revision", "architecture", "blocks", "first_token", "device", "dtype")},
-                     {"model": other, "revision": "r2", "architecture": "gpt2", "blocks": 12, "first_token": "BOS", "device": "cpu", "dtype": "float32"}]  # fmt: skip
+    run["models"] = [
+        {k: run.get(k) for k in ("model", "revision", "architecture", "blocks", "first_token", "device", "dtype")},
+        {"model": other, "revision": "r2", "architecture": "gpt2", "blocks": 12, "first_token": "BOS", "device": "cpu", "dtype": "float32"},
+    ]
     for claim in doc["claims"]:
         extra = []
         for item in claim["items"]:
@@ -411,27 +415,80 @@ def contract_document(doc: dict, other: str = "other<b>model") -> dict:
     factors = [0.5 + 0.125 * k for k in range(9)]
     c6_items = []
     for model in (run["model"], other):
-        evidence = {"dose_response": {"factors": factors, "kl": [(1 - f) ** 2 for f in factors],
-                                      "top1_agreement": [1 - abs(1 - f) / 2 for f in factors], "nll_change": [abs(1 - f) for f in factors]},
-                    "kl_by_layer": {"layers": [0, 1, 2, 3], "kl": [0.3, 0.2, 0.25, 0.1], "factor": 0.5}}  # fmt: skip
-        c6_items.append({"nodeid": f"claims/test_c6_predictions.py::test_C6[{model}]", "status": "holds", "pytest_outcome": "passed",
-                         "message": "", "problems": [], "model": model, "layer": 2, "factor": 0.5, "source": "note", "margin": 0.2,
-                         "margin_text": "KL = 0.25 (needs ≥ 0.05)", "reason": "predictions changed", "evidence": evidence,
-                         "statistic": 0.25, "threshold": 0.05, "ci95": [0.2, 0.3], "fragile": False, "thresholds": {"C6_KL": 0.05}})  # fmt: skip
-    doc["claims"].append({"claim": "C6", "section": "§4", "title": "Predictions change", "statement": "s", "test": "t",
-                          "status": "holds", "margin": 0.2, "items": c6_items})  # fmt: skip
+        evidence = {
+            "dose_response": {
+                "factors": factors,
+                "kl": [(1 - f) ** 2 for f in factors],
+                "top1_agreement": [1 - abs(1 - f) / 2 for f in factors],
+                "nll_change": [abs(1 - f) for f in factors],
+            },
+            "kl_by_layer": {"layers": [0, 1, 2, 3], "kl": [0.3, 0.2, 0.25, 0.1], "factor": 0.5},
+        }
+        c6_items.append(
+            {
+                "nodeid": f"claims/test_c6_predictions.py::test_C6[{model}]",
+                "status": "holds",
+                "pytest_outcome": "passed",
+                "message": "",
+                "problems": [],
+                "model": model,
+                "layer": 2,
+                "factor": 0.5,
+                "source": "note",
+                "margin": 0.2,
+                "margin_text": "KL = 0.25 (needs ≥ 0.05)",
+                "reason": "predictions changed",
+                "evidence": evidence,
+                "statistic": 0.25,
+                "threshold": 0.05,
+                "ci95": [0.2, 0.3],
+                "fragile": False,
+                "thresholds": {"C6_KL": 0.05},
+            }
+        )
+    doc["claims"].append(
+        {
+            "claim": "C6",
+            "section": "§4",
+            "title": "Predictions change",
+            "statement": "s",
+            "test": "t",
+            "status": "holds",
+            "margin": 0.2,
+            "items": c6_items,
+        }
+    )
     cells = []
     for claim in doc["claims"]:
         for model in (run["model"], other):
-            item = min((i for i in claim["items"] if i["model"] == model), key=lambda i: i["margin"] if isinstance(i["margin"], float) else 0.0)
-            cells.append({"model": model, "claim": claim["claim"], "status": item["status"], "statistic": item["statistic"],
-                          "threshold": item["threshold"], "needs": ">=", "ci95": item["ci95"], "fragile": item["fragile"],
-                          "statistic_name": f"stat of {claim['claim']}", "nodeid": item["nodeid"]})  # fmt: skip
+            item = min(
+                (i for i in claim["items"] if i["model"] == model), key=lambda i: i["margin"] if isinstance(i["margin"], float) else 0.0
+            )
+            cells.append(
+                {
+                    "model": model,
+                    "claim": claim["claim"],
+                    "status": item["status"],
+                    "statistic": item["statistic"],
+                    "threshold": item["threshold"],
+                    "needs": ">=",
+                    "ci95": item["ci95"],
+                    "fragile": item["fragile"],
+                    "statistic_name": f"stat of {claim['claim']}",
+                    "nodeid": item["nodeid"],
+                }
+            )
     doc["matrix"] = {"models": [other, run["model"]], "claims": [c["claim"] for c in doc["claims"]], "cells": cells}
-    doc["layer_map"] = {m: {"layers": [0, 1, 2, 3], "claims": ["C1", "C2", "C3"],
-                            "margin": [[1e-5, 1e-5, 1e-5, None], [0.4, 0.45, 0.45, 0.4], [-0.5, -0.2, 0.1, 0.3]],
-                            "status": [["holds"] * 3 + [None], ["holds"] * 4, ["refuted", "refuted", "refuted as expected", "holds"]],
-                            "statistic": [[0, 0, 0, None], [0.5] * 4, [0.5, 0.8, 1.1, 1.3]]} for m in (run["model"], other)}  # fmt: skip
+    doc["layer_map"] = {
+        m: {
+            "layers": [0, 1, 2, 3],
+            "claims": ["C1", "C2", "C3"],
+            "margin": [[1e-5, 1e-5, 1e-5, None], [0.4, 0.45, 0.45, 0.4], [-0.5, -0.2, 0.1, 0.3]],
+            "status": [["holds"] * 3 + [None], ["holds"] * 4, ["refuted", "refuted", "refuted as expected", "holds"]],
+            "statistic": [[0, 0, 0, None], [0.5] * 4, [0.5, 0.8, 1.1, 1.3]],
+        }
+        for m in (run["model"], other)
+    }
     return doc
 
 

@@ -1,7 +1,11 @@
 """Plots: the report's evidence as inline SVG strings, byte-identical for identical numbers.
 
-    svg = delta_by_site(profile_dict, key="C3-1")     # '<svg ...>...</svg>', ready to inline
+    svg = overview(series, relative_depth=False, key="overview")   # '<svg ...>...</svg>', ready to inline
     svg = c0_heatmap(layers, sites, delta, key="C0")
+
+One function per figure the page shows: `overview` (Δ by site, with and without the first token),
+`near_layer` (C1/C2), `prompt_distribution` (C3/C4), `first_token_by_length` (C5), `predictions`
+(C6) and `c0_heatmap` (C0).
 
 Every function takes JSON-ready data (as in the report's document) and a keyword `key` unique
 within the page: every SVG id is prefixed with it, so two inline plots never share an id. Each
@@ -167,9 +171,18 @@ def prompt_distribution(groups: Sequence[dict], bounds: Sequence[float] = (), xl
         shown = values[np.isfinite(values)]
         left_out = values.size - shown.size
         if shown.size:
-            ax.boxplot(shown, positions=[row], orientation="horizontal", widths=0.5, showfliers=False, manage_ticks=False,
-                       medianprops={"color": "#57606a"}, boxprops={"color": "#8c959f"}, whiskerprops={"color": "#8c959f"},
-                       capprops={"color": "#8c959f"})  # fmt: skip
+            ax.boxplot(
+                shown,
+                positions=[row],
+                orientation="horizontal",
+                widths=0.5,
+                showfliers=False,
+                manage_ticks=False,
+                medianprops={"color": "#57606a"},
+                boxprops={"color": "#8c959f"},
+                whiskerprops={"color": "#8c959f"},
+                capprops={"color": "#8c959f"},
+            )
             jitter = ((np.arange(shown.size) * 0.618034) % 1.0 - 0.5) * 0.35  # even, deterministic spread
             ax.plot(shown, row + jitter, ls="none", marker="o", ms=2.5, alpha=0.55, color="#0969da")
         stat = numbers(group.get("statistic"))[0]
@@ -202,15 +215,21 @@ def first_token_by_length(series: Sequence[dict], predicted: Sequence[dict] = ()
     ax = fig.subplots()
     colours = _colours([s["label"] for s in series] + [p["label"] for p in predicted])
     for s in series:
-        lengths = numbers(list(s["lengths"]))
-        ax.plot(lengths, _positive(numbers(list(s["judged"]))), ls="none", marker="o", ms=3.5, color=colours[s["label"]],
-                label=f"{s['label']}: median over the judged blocks")  # fmt: skip
-        if s.get("at_layer"):
-            ax.plot(lengths, _positive(numbers(list(s["at_layer"]))), ls="none", marker="o", ms=4, mfc="none", alpha=0.6,
-                    color=colours[s["label"]], label=f"{s['label']}: at the scaled block")  # fmt: skip
+        lengths, colour = numbers(list(s["lengths"])), colours[s["label"]]
+        points = [("judged", "median over the judged blocks", {"ms": 3.5})]
+        if s.get("at_layer"):  # hollow: what the predicted curve describes
+            points.append(("at_layer", "at the scaled block", {"ms": 4, "mfc": "none", "alpha": 0.6}))
+        for key, what, style in points:
+            y = _positive(numbers(list(s[key])))
+            ax.plot(lengths, y, ls="none", marker="o", color=colour, label=f"{s['label']}: {what}", **style)
     for p in predicted:
-        ax.plot(numbers(list(p["lengths"])), _positive(numbers(list(p["ratio"]))), color="#1f2328", lw=1.2,
-                label=f"predicted at the scaled block{', ' + p['label'] if len(predicted) > 1 else ''}")  # fmt: skip
+        ax.plot(
+            numbers(list(p["lengths"])),
+            _positive(numbers(list(p["ratio"]))),
+            color="#1f2328",
+            lw=1.2,
+            label=f"predicted at the scaled block{', ' + p['label'] if len(predicted) > 1 else ''}",
+        )
         crossing = numbers(p.get("crossing"))[0]
         if np.isfinite(crossing) and crossing > 1:
             ax.axvline(crossing, color="#1f2328", ls=":", lw=1)
@@ -249,8 +268,14 @@ def predictions(dose: Sequence[dict], by_layer: Sequence[dict]) -> Figure:
     axes[1].set_ylim(top=1.02)
     if by_layer:
         for d in by_layer:
-            axes[2].plot(numbers(d["layers"]), numbers(d["kl"]), marker="o", ms=3, color=colours[d["label"]],
-                         label=f"{d['label']}, factor {float(d['factor']):g}")  # fmt: skip
+            axes[2].plot(
+                numbers(d["layers"]),
+                numbers(d["kl"]),
+                marker="o",
+                ms=3,
+                color=colours[d["label"]],
+                label=f"{d['label']}, factor {float(d['factor']):g}",
+            )
         axes[2].set_xlabel("scaled block")
         axes[2].set_ylabel("KL, nats")
         axes[2].set_title("KL against the scaled block")

@@ -171,8 +171,16 @@ def _matrix(doc: dict, models: list[dict]) -> dict:
     rows = []
     for claim in doc["claims"]:
         cid = claim["claim"]
-        rows.append({"claim": cid, "title": claim.get("title", ""), "section": claim.get("section", ""), "anchor": f"claim-{cid}", "derived": _derived(cid),
-                     "cells": [cells.get((name, cid)) for name in names]})  # fmt: skip
+        rows.append(
+            {
+                "claim": cid,
+                "title": claim.get("title", ""),
+                "section": claim.get("section", ""),
+                "anchor": f"claim-{cid}",
+                "derived": _derived(cid),
+                "cells": [cells.get((name, cid)) for name in names],
+            }
+        )
     return {"models": names, "rows": rows}
 
 
@@ -238,7 +246,9 @@ def _overview(doc: dict, models: list[dict]) -> dict | None:
     several = len(models) > 1
     for model in models:
         layer = _note_layer(model, run)
-        items = [i for c in doc["claims"] for i in c["items"] if _model_of(i, models) == model.get("model") and i.get("layer") in (None, layer)]
+        items = [
+            i for c in doc["claims"] for i in c["items"] if _model_of(i, models) == model.get("model") and i.get("layer") in (None, layer)
+        ]
         found = _profiles(items)
         if not found:
             continue
@@ -255,17 +265,27 @@ def _overview(doc: dict, models: list[dict]) -> dict | None:
             keep, x = list(range(len(sites))), list(range(len(sites)))
             layer_x = sites.index(at) if at in sites else None
         for f, factor in enumerate(prof["factors"]):
-            series.append({
-                "label": f"{model.get('model')}, factor {factor:g}" if several else f"factor {factor:g}",
-                "model": str(model.get("model")), "factor": factor, "x": x, "sites": sites, "layer_x": layer_x,
-                "delta": [prof["delta"][f][k] for k in keep],
-                "delta_all_tokens": [prof.get("delta_all_tokens", prof["delta"])[f][k] for k in keep],
-            })  # fmt: skip
+            series.append(
+                {
+                    "label": f"{model.get('model')}, factor {factor:g}" if several else f"factor {factor:g}",
+                    "model": str(model.get("model")),
+                    "factor": factor,
+                    "x": x,
+                    "sites": sites,
+                    "layer_x": layer_x,
+                    "delta": [prof["delta"][f][k] for k in keep],
+                    "delta_all_tokens": [prof.get("delta_all_tokens", prof["delta"])[f][k] for k in keep],
+                }
+            )
     if not series:
         return None
     caption = (
         "Δ = ‖H_clean − H_scaled‖_F at every site for the note's factors, first token excluded (left) and included (right)"
-        + ("; models overlaid against relative depth (block index / number of blocks), dotted: each model's scaled block" if several else "; dotted: the scaled block")
+        + (
+            "; models overlaid against relative depth (block index / number of blocks), dotted: each model's scaled block"
+            if several
+            else "; dotted: the scaled block"
+        )
         + ". Before the scaled block Δ is exactly 0, which a log scale leaves out."
     )
     return {"figure": _draw(lambda: plots.overview(series, relative_depth=several, key="overview")), "caption": caption, "tables": tables}
@@ -367,7 +387,9 @@ def _item_view(item: dict, cid: str, several: bool) -> dict:
     return {
         **item,
         "label": label,
-        "statistic_text": statistic_text("", item.get("statistic"), item.get("ci95"), item.get("threshold"), meta.needs if meta else "", bounds)
+        "statistic_text": statistic_text(
+            "", item.get("statistic"), item.get("ci95"), item.get("threshold"), meta.needs if meta else "", bounds
+        )
         if has_statistic
         else "—",
         "facts": _evidence_rows(evidence),
@@ -388,7 +410,12 @@ def _claim_figure(cid: str, items: list[dict], thresholds: dict, dtype: str, sev
         return _near_layer_figure(cid, measured, thresholds, dtype, several)
     if cid in ("C3", "C4"):
         groups = [
-            {"label": _group_label(i, several), "values": i["evidence"]["prompt_statistic"], "statistic": i.get("statistic"), "ci95": i.get("ci95")}
+            {
+                "label": _group_label(i, several),
+                "values": i["evidence"]["prompt_statistic"],
+                "statistic": i.get("statistic"),
+                "ci95": i.get("ci95"),
+            }
             for i in measured
             if "prompt_statistic" in i["evidence"]
         ]
@@ -396,10 +423,16 @@ def _claim_figure(cid: str, items: list[dict], thresholds: dict, dtype: str, sev
             return None
         meta = CLAIMS.get(cid)
         name = meta.statistic if meta else "statistic"
-        bounds = _rule_bounds(thresholds) if cid == "C4" else [next((i.get("threshold") for i in measured if i.get("threshold") is not None), None)]
+        bounds = (
+            _rule_bounds(thresholds)
+            if cid == "C4"
+            else [next((i.get("threshold") for i in measured if i.get("threshold") is not None), None)]
+        )
         needs = "allowed band" if cid == "C4" else f"needs {NEEDS.get(meta.needs, '') if meta else ''} {short(bounds[0])}"
-        caption = (f"{name[0].upper() + name[1:]}, prompt by prompt, for each item: dots are prompts, the box their quartiles, "
-                   "the diamond the statistic over all prompts with its 95 % interval")  # fmt: skip
+        caption = (
+            f"{name[0].upper() + name[1:]}, prompt by prompt, for each item: dots are prompts, the box their quartiles, "
+            "the diamond the statistic over all prompts with its 95 % interval"
+        )
         return caption, _draw(lambda: plots.prompt_distribution(groups, bounds=bounds, xlabel=name, needs=needs, key=f"{cid}-prompts"))
     if cid == "C5":
         return _c5_figure(measured, thresholds, several)
@@ -439,9 +472,11 @@ def _near_layer_figure(cid: str, items: list[dict], thresholds: dict, dtype: str
         limit, limit_name = (zero.get(dtype) if isinstance(zero, dict) else zero), "ZERO_RELATIVE"
     else:
         limit, limit_name = thresholds.get("JUMP_RELATIVE"), "JUMP_RELATIVE"
-    caption = (f"Δ against site up to the scaled block, as relative Δ, {'; '.join(labels)}: "
-               + ("every site before the scaled block must stay at or under the dashed line" if cid == "C1"
-                  else "the scaled block must reach the dashed line"))  # fmt: skip
+    caption = f"Δ against site up to the scaled block, as relative Δ, {'; '.join(labels)}: " + (
+        "every site before the scaled block must stay at or under the dashed line"
+        if cid == "C1"
+        else "the scaled block must reach the dashed line"
+    )
     svg = _draw(lambda: plots.near_layer(series, threshold=limit, threshold_name=limit_name, offsets=several, key=f"{cid}-near"))
     return caption, svg
 
@@ -459,12 +494,21 @@ def _c5_figure(items: list[dict], thresholds: dict, several: bool) -> tuple[str,
         lengths, judged_shown, at_layer = _sampled(ev["prompt_lengths"], judged, at_layer)
         series.append({"label": _group_label(item, several), "lengths": lengths, "judged": judged_shown, "at_layer": at_layer})
         if ev.get("predicted_lengths") and name not in [p["label"] for p in predicted]:
-            predicted.append({"label": name, "lengths": ev["predicted_lengths"], "ratio": ev["predicted_ratio"], "crossing": ev.get("predicted_crossing_length")})
+            predicted.append(
+                {
+                    "label": name,
+                    "lengths": ev["predicted_lengths"],
+                    "ratio": ev["predicted_ratio"],
+                    "crossing": ev.get("predicted_crossing_length"),
+                }
+            )
     if not series:
         return None
     ratio = thresholds.get("FIRST_TOKEN_RATIO")
-    caption = ("First-token ratio against prompt length, one point per prompt; the solid curve is predicted from the first and "
-               "other tokens' norms at the scaled block, the dotted line marks where it falls to FIRST_TOKEN_RATIO")  # fmt: skip
+    caption = (
+        "First-token ratio against prompt length, one point per prompt; the solid curve is predicted from the first and "
+        "other tokens' norms at the scaled block, the dotted line marks where it falls to FIRST_TOKEN_RATIO"
+    )
     return caption, _draw(lambda: plots.first_token_by_length(series, predicted=predicted, threshold=ratio, key="C5-length"))
 
 
@@ -479,7 +523,10 @@ def _c6_figure(items: list[dict], several: bool) -> tuple[str, Markup] | None:
             by_layer.append({"label": name, **{k: ev["kl_by_layer"].get(k) for k in ("layers", "kl", "factor")}})
     if not dose:
         return None
-    caption = "Effect on predictions: KL from the clean next-token distribution and top-1 agreement against the factor (1: no scaling), and KL against the scaled block"
+    caption = (
+        "Effect on predictions: KL from the clean next-token distribution and top-1 agreement against the factor "
+        "(1: no scaling), and KL against the scaled block"
+    )
     return caption, _draw(lambda: plots.predictions(dose, by_layer, key="C6-predictions"))
 
 
@@ -552,8 +599,13 @@ def _profile_tables(label: str, prof: dict) -> list[dict]:
     out = [{"caption": f"Numbers, {label}", "columns": columns, "rows": rows}]
     measures = [k for k in ("kl", "top1_agreement", "nll_change") if isinstance(prof.get(k), list) and len(prof[k]) == len(factors)]
     if measures:  # one value per factor (the subject's LM head)
-        out.append({"caption": f"Effect on predictions, {label}", "columns": ["factor", *measures],
-                    "rows": [[fmt(f), *(fmt(prof[k][n]) for k in measures)] for n, f in enumerate(factors)]})  # fmt: skip
+        out.append(
+            {
+                "caption": f"Effect on predictions, {label}",
+                "columns": ["factor", *measures],
+                "rows": [[fmt(f), *(fmt(prof[k][n]) for k in measures)] for n, f in enumerate(factors)],
+            }
+        )
     return out
 
 
@@ -565,12 +617,22 @@ def _prediction_tables(item: dict) -> list[dict]:
     dose = ev.get("dose_response")
     if isinstance(dose, dict) and dose.get("factors"):
         keys = [k for k in ("kl", "top1_agreement", "nll_change") if isinstance(dose.get(k), list)]
-        out.append({"caption": f"Dose response, {_item_label(item)}", "columns": ["factor", *keys],
-                    "rows": [[fmt(f), *(fmt(dose[k][n]) if n < len(dose[k]) else "—" for k in keys)] for n, f in enumerate(dose["factors"])]})  # fmt: skip
+        out.append(
+            {
+                "caption": f"Dose response, {_item_label(item)}",
+                "columns": ["factor", *keys],
+                "rows": [[fmt(f), *(fmt(dose[k][n]) if n < len(dose[k]) else "—" for k in keys)] for n, f in enumerate(dose["factors"])],
+            }
+        )
     by_layer = ev.get("kl_by_layer")
     if isinstance(by_layer, dict) and by_layer.get("layers"):
-        out.append({"caption": f"KL by scaled block, factor {fmt(by_layer.get('factor'))}, {_item_label(item)}", "columns": ["scaled block", "KL"],
-                    "rows": [[fmt(n), fmt(k)] for n, k in zip(by_layer["layers"], by_layer.get("kl") or [], strict=False)]})  # fmt: skip
+        out.append(
+            {
+                "caption": f"KL by scaled block, factor {fmt(by_layer.get('factor'))}, {_item_label(item)}",
+                "columns": ["scaled block", "KL"],
+                "rows": [[fmt(n), fmt(k)] for n, k in zip(by_layer["layers"], by_layer.get("kl") or [], strict=False)],
+            }
+        )
     return out
 
 
