@@ -131,7 +131,7 @@ PAGE_FACTS = """JSON.stringify({
     }),
     claims: document.querySelectorAll('section.claim').length,
     scripts: document.scripts.length,
-    text: document.body.innerText.includes(XSS_TEXT)
+    text: document.body.textContent.includes(XSS_TEXT)  // textContent: the prompts sit in closed <details>
 })"""
 
 
