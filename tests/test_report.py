@@ -129,8 +129,9 @@ def test_every_claim_section_matches_the_json(written):
                 if key in cells:
                     assert cells[key] == fmt(value), (claim["claim"], key)
             assert cells, f"{item['nodeid']}: no evidence shown"
-        summary = [r for r in root.find_all("tr", data_claim=claim["claim"]) if r.parent.attrs.get("class") == "summary"]
-        assert [r.attrs["data-status"] for r in summary] == [i["status"] for i in claim["items"]]
+        # the verdict table: one row per claim, one cell per model, the claim's status in it
+        row = next(r for r in root.find_all("tr", data_claim=claim["claim"]) if r.parent.attrs.get("class") == "matrix")
+        assert [td.attrs["data-status"] for td in row.find_all("td", class_="cell")] == [claim["status"]]
 
 
 def test_numbers_table_equals_the_profile(written):
@@ -153,26 +154,44 @@ def test_numbers_table_equals_the_profile(written):
         assert prof["delta"][f][at] == pytest.approx(abs(1 - factor) * prof["clean_norm"][at], rel=1e-5)
 
 
-def test_c0_c4_c5_evidence_and_plots_present(sample, written):
+def test_each_claim_section_has_one_figure_that_makes_its_point(sample, written):
     outcomes, _ = sample
     html = written[0].read_text()
-    sections = {s.attrs["data-claim"]: s for s in parse(html).find_all("section", class_="claim")}
+    root = parse(html)
+    sections = {s.attrs["data-claim"]: s for s in root.find_all("section", class_="claim")}
     captions = {cid: [f.text for f in s.find_all("figcaption")] for cid, s in sections.items()}
-    assert any(c.startswith("Intervention layer × site") for c in captions["C0"])
-    assert any(c.startswith("Pre/post final-norm") for c in captions["C4"])
-    assert any(c.startswith("First-token ratio against site") for c in captions["C5"])
-    assert any(c.startswith("First-token ratio against prompt length") for c in captions["C5"])
-    assert any(c.startswith("Hypothesis examples tried") for c in captions["C2"])
-    for cid in ("C1", "C2", "C3", "C4", "C5"):
-        assert any(c.startswith("Δ against site") for c in captions[cid])
-        assert any(c.startswith("Relative Δ against site") for c in captions[cid])
+    assert all(len(c) == 1 for c in captions.values()), captions
+    assert captions["C0"][0].startswith("Intervention layer × site")
+    assert captions["C1"][0].startswith("Δ against site up to the scaled block") and "factor 0.5, factor 1.5" in captions["C1"][0]
+    assert captions["C2"][0].startswith("Δ against site up to the scaled block")
+    assert captions["C3"][0].startswith("Smallest step ratio") and captions["C4"][0].startswith("Drop 1 − Δ(final)")
+    assert captions["C5"][0].startswith("First-token ratio against prompt length")
     for cid, section in sections.items():
-        figures = section.find_all("figure")
-        assert all(f.find_all("svg") for f in figures), f"{cid}: a figure without its plot"
+        assert all(f.find_all("svg") for f in section.find_all("figure")), f"{cid}: a figure without its plot"
     assert "plot failed" not in html
+    overview = root.find_all("section", id="overview")[0]
+    assert len(overview.find_all("svg")) == 1 and "first token excluded (left) and included (right)" in overview.text
+    # raw numbers sit in collapsed <details>: Hypothesis examples, evidence and per-site tables
+    for section in sections.values():
+        for table in section.find_all("table"):
+            if table.attrs.get("class") in ("examples", "evidence", "numbers"):
+                node = table
+                while node.tag != "details":
+                    node = node.parent
+                assert "open" not in node.attrs
     examples = sections["C2"].find_all("table", class_="examples")[0].find_all("tr")[1:]
     item = next(o for o in outcomes if o.claim == "C2" and o.source == "hypothesis")
     assert [tr.find_all("td")[0].text for tr in examples] == [fmt(e.factor) for e in item.examples]
+
+
+def test_each_section_shows_only_the_thresholds_its_rule_uses(written):
+    root = parse(written[0].read_text())
+    doc = json.loads(written[1].read_text())
+    for claim in doc["claims"]:
+        section = next(s for s in root.find_all("section", class_="claim") if s.attrs["data-claim"] == claim["claim"])
+        shown = {code.text.split(" = ")[0] for code in section.find_all("code")}
+        assert shown == set(claim["items"][0]["thresholds"]), claim["claim"]
+        assert len(shown) < 5
 
 
 def test_two_renders_are_byte_identical_but_for_date_and_command(sample):
@@ -191,7 +210,7 @@ def test_two_renders_are_byte_identical_but_for_date_and_command(sample):
 
     assert without_header(first) == without_header(second)
     svgs = re.findall(r"<svg.*?</svg>", first, flags=re.S)
-    assert len(svgs) >= 10
+    assert len(svgs) == 7  # the overview and one per claim
     ids = re.findall(r'\bid="([^"]+)"', first)
     assert len(ids) == len(set(ids)), "inline SVGs share an id"
 
@@ -313,7 +332,9 @@ def test_a_long_corpus_is_capped_on_the_page_and_whole_in_the_json(sample, tmp_p
     outcomes, info = sample
     many = [f"prompt number {n}" for n in range(10_000)]
     c5 = next(o for o in outcomes if o.claim == "C5" and o.source == "note")
-    long = dataclasses.replace(c5, evidence={**c5.evidence, "prompt_lengths": [5] * 10_000, "prompt_ratio": [1.0] * 10_000})
+    long = dataclasses.replace(
+        c5, evidence={**c5.evidence, "prompt_lengths": [5] * 10_000, "prompt_ratio": [1.0] * 10_000, "prompt_statistic": [1.0] * 10_000}
+    )
     html_path, json_path = write_report([long], {**info, "prompt_texts": many, "n_prompts": len(many)}, tmp_path / "r.html")
     html = html_path.read_text()
     tree = Tree(html)
@@ -322,3 +343,210 @@ def test_a_long_corpus_is_capped_on_the_page_and_whole_in_the_json(sample, tmp_p
     assert len(html) < 2_000_000
     doc = json.loads(json_path.read_text())
     assert len(doc["run"]["prompt_texts"]) == 10_000 and len(doc["claims"][5]["items"][0]["evidence"]["prompt_ratio"]) == 10_000
+
+
+# ---------------------------------------------------------------------------------------------
+# The verdict table, fragile verdicts, and the keys of the newer document contract (several models,
+# doc["matrix"], doc["layer_map"], C6's evidence), built by hand from a real document as PLAN.md states them.
+
+
+def _cell(html: str, claim: str, model_index: int = 0) -> Node:
+    row = next(r for r in parse(html).find_all("tr", data_claim=claim) if r.parent.attrs.get("class") == "matrix")
+    return row.find_all("td", class_="cell")[model_index]
+
+
+def test_a_cell_gives_the_statistic_its_interval_and_the_rule_in_words(sample):
+    from harness.judgement import CLAIMS
+
+    outcomes, info = sample
+    doc = document(outcomes, info)
+    html = render_html(doc)
+    for claim in doc["claims"]:
+        cell = _cell(html, claim["claim"])
+        decided = next(i for i in claim["items"] if i["nodeid"] == cell.attrs["data-nodeid"])
+        assert decided["status"] == claim["status"] == cell.attrs["data-status"]
+        if decided["statistic"] is None:
+            continue
+        text = cell.find_all("span", class_="stat")[0].text
+        lo, hi = decided["ci95"] or (None, None)
+        if claim["claim"] == "C5":  # "median ratio Δ(with first token)/Δ(without) = 1.00 [1.00, 1.01]; needs ≥ 10"
+            assert text.startswith(CLAIMS["C5"].statistic + " = ") and text.endswith("; needs ≥ 10")
+        if claim["claim"] == "C4":  # both bounds of a "within" rule
+            assert text.endswith("; needs 0.001 < x ≤ 0.5")
+        value = float(text.split(" = ")[1].split(" ")[0].rstrip(";"))
+        assert value == pytest.approx(float(decided["statistic"]), rel=5e-3, abs=1e-12)
+        if lo is not None:
+            shown = text.split("[")[1].split("]")[0].split(", ")
+            assert [float(v) for v in shown] == pytest.approx([float(lo), float(hi)], rel=5e-3, abs=1e-12)
+
+
+def test_fragile_verdicts_are_marked_and_counted(sample):
+    outcomes, info = sample
+    c3 = [o for o in outcomes if o.claim == "C3"]
+    shaky = dataclasses.replace(c3[0], fragile=True)
+    doc = document([shaky, *c3[1:]], info)
+    html = render_html(doc)
+    assert parse(html).find_all("span", data_key="fragile")[0].text == "1"
+    cell = _cell(html, "C3")
+    assert bool(cell.find_all("span", class_="fragile")) == (cell.attrs["data-nodeid"] == shaky.nodeid)
+    row = next(r for r in parse(html).find_all("tr", data_nodeid=shaky.nodeid) if r.parent.attrs.get("class") == "items")
+    assert row.find_all("span", class_="fragile")
+    doc["session"]["counts"]["fragile"] = 7  # the document's own count wins where it has one
+    assert parse(render_html(doc)).find_all("span", data_key="fragile")[0].text == "7"
+
+
+def contract_document(doc: dict, other: str = "other<b>model") -> dict:
+    """`doc` as a two-model run with a verdict matrix, a layer map and C6 evidence, per PLAN.md's contract."""
+    doc = json.loads(json.dumps(doc))
+    run = doc["run"]
+    run["models"] = [
+        {k: run.get(k) for k in ("model", "revision", "architecture", "blocks", "first_token", "device", "dtype")},
+        {"model": other, "revision": "r2", "architecture": "gpt2", "blocks": 12, "first_token": "BOS", "device": "cpu", "dtype": "float32"},
+    ]
+    for claim in doc["claims"]:
+        extra = []
+        for item in claim["items"]:
+            item.setdefault("model", run["model"])
+            item.setdefault("layer", run.get("layer"))
+            twin = {**json.loads(json.dumps(item)), "model": other, "nodeid": item["nodeid"] + "-" + other}
+            twin["status"] = "refuted" if claim["claim"] == "C3" else twin["status"]
+            extra.append(twin)
+        claim["items"] += extra
+    factors = [0.5 + 0.125 * k for k in range(9)]
+    c6_items = []
+    for model in (run["model"], other):
+        evidence = {
+            "dose_response": {
+                "factors": factors,
+                "kl": [(1 - f) ** 2 for f in factors],
+                "top1_agreement": [1 - abs(1 - f) / 2 for f in factors],
+                "nll_change": [abs(1 - f) for f in factors],
+            },
+            "kl_by_layer": {"layers": [0, 1, 2, 3], "kl": [0.3, 0.2, 0.25, 0.1], "factor": 0.5},
+        }
+        c6_items.append(
+            {
+                "nodeid": f"claims/test_c6_predictions.py::test_C6[{model}]",
+                "status": "holds",
+                "pytest_outcome": "passed",
+                "message": "",
+                "problems": [],
+                "model": model,
+                "layer": 2,
+                "factor": 0.5,
+                "source": "note",
+                "margin": 0.2,
+                "margin_text": "KL = 0.25 (needs ≥ 0.05)",
+                "reason": "predictions changed",
+                "evidence": evidence,
+                "statistic": 0.25,
+                "threshold": 0.05,
+                "ci95": [0.2, 0.3],
+                "fragile": False,
+                "thresholds": {"C6_KL": 0.05},
+            }
+        )
+    doc["claims"].append(
+        {
+            "claim": "C6",
+            "section": "§4",
+            "title": "Predictions change",
+            "statement": "s",
+            "test": "t",
+            "status": "holds",
+            "margin": 0.2,
+            "items": c6_items,
+        }
+    )
+    cells = []
+    for claim in doc["claims"]:
+        for model in (run["model"], other):
+            item = min(
+                (i for i in claim["items"] if i["model"] == model), key=lambda i: i["margin"] if isinstance(i["margin"], float) else 0.0
+            )
+            cells.append(
+                {
+                    "model": model,
+                    "claim": claim["claim"],
+                    "status": item["status"],
+                    "statistic": item["statistic"],
+                    "threshold": item["threshold"],
+                    "needs": ">=",
+                    "ci95": item["ci95"],
+                    "fragile": item["fragile"],
+                    "statistic_name": f"stat of {claim['claim']}",
+                    "nodeid": item["nodeid"],
+                }
+            )
+    doc["matrix"] = {"models": [other, run["model"]], "claims": [c["claim"] for c in doc["claims"]], "cells": cells}
+    doc["layer_map"] = {
+        m: {
+            "layers": [0, 1, 2, 3],
+            "claims": ["C1", "C2", "C3"],
+            "margin": [[1e-5, 1e-5, 1e-5, None], [0.4, 0.45, 0.45, 0.4], [-0.5, -0.2, 0.1, 0.3]],
+            "status": [["holds"] * 3 + [None], ["holds"] * 4, ["refuted", "refuted", "refuted as expected", "holds"]],
+            "statistic": [[0, 0, 0, None], [0.5] * 4, [0.5, 0.8, 1.1, 1.3]],
+        }
+        for m in (run["model"], other)
+    }
+    return doc
+
+
+def test_several_models_a_given_matrix_a_layer_map_and_c6_render(sample):
+    outcomes, info = sample
+    doc = contract_document(document(outcomes, info))
+    html = render_html(doc)
+    root = parse(html)
+    assert "<b>model" not in html and "other&lt;b&gt;model" in html  # model names are text
+    headers = [th.text for th in root.find_all("table", class_="matrix")[0].find_all("th")]
+    assert headers == ["claim", "other<b>model", info["model"]]  # the matrix's own model order
+    for cell in doc["matrix"]["cells"]:
+        column = doc["matrix"]["models"].index(cell["model"])
+        shown = _cell(html, cell["claim"], column)
+        assert shown.attrs["data-status"] == cell["status"] and shown.attrs["data-nodeid"] == cell["nodeid"]
+        if cell["statistic"] is not None and cell["claim"] != "C0":  # C0's evidence names its side of the rule instead
+            assert shown.text.count(f"stat of {cell['claim']} = ") == 1
+    assert [p.attrs["data-model"] for p in root.find_all("p", class_="models")] == [info["model"], "other<b>model"]
+    overview = root.find_all("section", id="overview")[0]
+    assert "relative depth" in overview.text and len(overview.find_all("svg")) == 1
+    maps = root.find_all("table", class_="layermap")
+    assert [t.attrs["data-model"] for t in maps] == [info["model"], "other<b>model"]
+    c3 = next(r for r in maps[0].find_all("tr") if r.attrs.get("data-claim") == "C3")
+    assert [td.attrs["data-status"] for td in c3.find_all("td")] == ["refuted", "refuted", "refuted as expected", "holds"]
+    assert [td.text for td in c3.find_all("td")] == ["-0.500", "-0.200", "0.100", "0.300"]
+    assert "the other layers are findings" in root.find_all("section", id="layer-map")[0].text
+    c6 = next(s for s in root.find_all("section", class_="claim") if s.attrs["data-claim"] == "C6")
+    assert "derived from the conclusion" in c6.text and "Effect on predictions" in c6.text
+    assert [f.text.startswith("Effect on predictions") for f in c6.find_all("figcaption")] == [True]
+    dose = next(t for t in c6.find_all("table", class_="numbers") if t.text.startswith("Dose response"))
+    rows = [[td.text for td in tr.find_all("td")] for tr in dose.find_all("tr")[1:]]
+    assert [r[0] for r in rows] == [fmt(f) for f in doc["claims"][-1]["items"][0]["evidence"]["dose_response"]["factors"]]
+    assert "1" in [r[0] for r in rows]  # factor 1, the clean run, is on the curve
+    assert "plot failed" not in html and "script" not in Tree(html).tags
+
+
+def test_without_a_matrix_the_page_computes_the_same_cells(sample):
+    outcomes, info = sample
+    doc = contract_document(document(outcomes, info))
+    given = render_html(doc)
+    del doc["matrix"]
+    computed = render_html(doc)
+    for claim in doc["claims"]:
+        for n in range(2):  # without a matrix, models come in run["models"] order
+            mine, theirs = _cell(computed, claim["claim"], n), _cell(given, claim["claim"], 1 - n)
+            assert mine.attrs["data-status"] == theirs.attrs["data-status"], claim["claim"]
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory) -> Path:
+    """The report of real minilm measurements on the suite's default corpus (claims/prompts.txt), as `pytest claims/` makes it."""
+    from harness.report.sample import corpus
+
+    outcomes, info = sample_run("minilm", prompts=corpus())
+    return write_report(outcomes, info, tmp_path_factory.mktemp("default") / "claims.html")[0]
+
+
+def test_the_page_of_the_default_run_stays_under_300_kb(default_run):
+    size = default_run.stat().st_size
+    assert size < 300_000, f"the page weighs {size / 1000:.0f} KB on the default corpus; the limit is 300 KB"
+    assert json.loads(default_run.with_suffix(".json").read_text())["run"]["n_prompts"] > 100  # the whole corpus was measured

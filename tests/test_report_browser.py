@@ -7,6 +7,7 @@ needed. Skips only when Chromium is not installed (Debian: apt-get install -y ch
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import select
@@ -130,7 +131,7 @@ PAGE_FACTS = """JSON.stringify({
     }),
     claims: document.querySelectorAll('section.claim').length,
     scripts: document.scripts.length,
-    text: document.body.innerText.includes(XSS_TEXT)
+    text: document.body.textContent.includes(XSS_TEXT)  // textContent: the prompts sit in closed <details>
 })"""
 
 
@@ -155,6 +156,30 @@ def look_at(page: Path, profile_dir: Path) -> tuple[dict, list[dict], list[str]]
     return facts, errors, requests
 
 
+def screenshot(page: Path, out: Path, profile_dir: Path, *, width: int = 1200, height: int = 900, anchor: str | None = None) -> None:
+    """A PNG of `page` as a reader first sees it (or scrolled to element `anchor`), `width` × `height` CSS px.
+
+    python -m tests.test_report_browser reports/claims.html docs/report-minilm.png [--anchor claim-C3]
+    """
+    browser = Browser(profile_dir)
+    try:
+        target = browser.send("Target.createTarget", url="about:blank")["targetId"]
+        session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        browser.send("Page.enable", session)
+        browser.send("Emulation.setDeviceMetricsOverride", session, width=width, height=height, deviceScaleFactor=1, mobile=False)
+        browser.send("Page.navigate", session, url=page.as_uri())
+        browser.wait_for("Page.loadEventFired")
+        top = 0.0
+        if anchor:
+            where = f"document.getElementById({json.dumps(anchor)}).getBoundingClientRect().top + window.scrollY"
+            top = browser.send("Runtime.evaluate", session, expression=where, returnByValue=True)["result"]["value"]
+        clip = {"x": 0, "y": top, "width": width, "height": height, "scale": 1}
+        shot = browser.send("Page.captureScreenshot", session, format="png", clip=clip, captureBeyondViewport=True)
+        out.write_bytes(base64.b64decode(shot["data"]))
+    finally:
+        browser.close()
+
+
 def _is_error(event: dict) -> bool:
     method, params = event.get("method"), event.get("params", {})
     return (
@@ -169,7 +194,7 @@ def test_chromium_shows_every_plot_without_errors(report, tmp_path):
     facts, errors, requests = look_at(report, tmp_path / "profile")
     html = report.read_text()
     assert facts["claims"] == 6 and facts["scripts"] == 0
-    assert len(facts["plots"]) == html.count('class="plot"') >= 10
+    assert len(facts["plots"]) == html.count('class="plot"') == 7  # the overview and one per claim
     for n, plot in enumerate(facts["plots"]):
         assert plot["visible"] and plot["w"] > 100 and plot["h"] > 50 and plot["shapes"] > 10, f"plot {n} is not shown: {plot}"
     assert facts["text"], "the XSS string must show as text"
@@ -190,3 +215,17 @@ def test_the_browser_check_catches_a_broken_page(report, tmp_path):
     methods = {e["method"] for e in errors}
     assert {"Runtime.exceptionThrown", "Page.javascriptDialogOpening"} <= methods, methods
     assert "http://127.0.0.1:9/x.png" in requests
+
+
+if __name__ == "__main__":  # screenshots for the README: page, png, [--anchor ID] [--height PX]
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description="Screenshot a claim report in headless Chromium.")
+    parser.add_argument("page", type=Path)
+    parser.add_argument("png", type=Path)
+    parser.add_argument("--anchor", help="element id to scroll to, e.g. claim-C3")
+    parser.add_argument("--height", type=int, default=900)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as profile:
+        screenshot(args.page.resolve(), args.png, Path(profile), height=args.height, anchor=args.anchor)

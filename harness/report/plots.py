@@ -1,7 +1,11 @@
 """Plots: the report's evidence as inline SVG strings, byte-identical for identical numbers.
 
-    svg = delta_by_site(profile_dict, key="C3-1")     # '<svg ...>...</svg>', ready to inline
+    svg = overview(series, relative_depth=False, key="overview")   # '<svg ...>...</svg>', ready to inline
     svg = c0_heatmap(layers, sites, delta, key="C0")
+
+One function per figure the page shows: `overview` (Δ by site, with and without the first token),
+`near_layer` (C1/C2), `prompt_distribution` (C3/C4), `first_token_by_length` (C5), `predictions`
+(C6) and `c0_heatmap` (C0).
 
 Every function takes JSON-ready data (as in the report's document) and a keyword `key` unique
 within the page: every SVG id is prefixed with it, so two inline plots never share an id. Each
@@ -19,7 +23,7 @@ import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from matplotlib import rc_context
+from matplotlib import colormaps, rc_context
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
@@ -83,72 +87,200 @@ _drawn: dict[str, str] = {}  # plot data -> SVG, a small cache within and across
 
 
 @_plot
-def delta_by_site(profile: dict, layer: int | None = None) -> Figure:
-    """Δ against site for each factor, linear and log scale side by side."""
-    sites, delta = profile["sites"], numbers(profile["delta"])  # (F, S)
-    fig = _figure(8.6, 3.0)
-    for ax, scale in zip(fig.subplots(1, 2), ("linear", "log"), strict=True):
-        for f, factor in enumerate(profile["factors"]):
-            y = delta[f] if scale == "linear" else np.where(delta[f] > 0, delta[f], np.nan)
-            ax.plot(range(len(sites)), y, marker="o", ms=3, label=f"factor {factor:g}")
-        _site_axis(ax, sites, layer)
-        ax.set_yscale(scale)
-        ax.set_ylabel("Δ = ‖H_clean − H_scaled‖_F")
-        ax.set_title(f"Δ by site ({scale} scale)")
-    fig.axes[0].legend(fontsize=8)
+def overview(series: Sequence[dict], relative_depth: bool = False) -> Figure:
+    """Δ by site for the note's factors: first token excluded (left) and included (right), log scale.
+
+    series: one dict per (model, factor) with "label", "model", "x" (site positions), "delta",
+    "delta_all_tokens", "layer_x" (where the scaled block is) and, for site axes, "sites".
+    relative_depth: x is block index / number of blocks (several models); else x is the site index.
+    """
+    fig = _figure(8.6, 3.1)
+    axes = fig.subplots(1, 2, sharey=True)
+    colours = _colours([s["model"] for s in series] if relative_depth else [s["label"] for s in series])
+    styles = ("-", "--", ":", "-.")
+    factors = sorted({s["factor"] for s in series}, key=float)
+    for ax, key, title in zip(axes, ("delta", "delta_all_tokens"), ("first token excluded", "first token included"), strict=True):
+        for s in series:
+            colour = colours[s["model"] if relative_depth else s["label"]]
+            ls = styles[factors.index(s["factor"]) % len(styles)] if relative_depth else "-"
+            ax.plot(s["x"], _positive(numbers(s[key])), ls=ls, marker="o", ms=3, color=colour, label=s["label"])
+            if s.get("layer_x") is not None:
+                ax.axvline(s["layer_x"], color=colour, lw=0.8, ls=":")
+        ax.set_yscale("log")
+        ax.set_title(f"Δ by site, {title}")
+        if relative_depth:
+            ax.set_xlabel("relative depth (block index / number of blocks)")
+        else:
+            _site_axis(ax, series[0]["sites"], None)
+    axes[0].set_ylabel("Δ = ‖H_clean − H_scaled‖_F")
+    axes[0].legend(fontsize=7)
     return fig
 
 
 @_plot
-def relative_by_site(profile: dict, layer: int | None = None) -> Figure:
-    """Relative Δ (Δ / ‖H_clean‖) against site, log scale, first token excluded and included."""
-    sites = profile["sites"]
-    rel, rel_all = numbers(profile["relative_delta"]), numbers(profile["relative_delta_all_tokens"])
-    fig = _figure(8.6, 3.0)
+def near_layer(series: Sequence[dict], threshold: float | None = None, threshold_name: str = "", offsets: bool = False) -> Figure:
+    """Relative Δ at the sites up to just past the scaled block; exact zeros drawn hollow on the floor.
+
+    series: dicts with "label", "sites", "x" (site index, or offset from the scaled block when
+    `offsets`), "values" (relative Δ), "layer_x".
+    """
+    fig = _figure(5.8, 2.8)
     ax = fig.subplots()
-    for f, factor in enumerate(profile["factors"]):
-        (line,) = ax.plot(range(len(sites)), _positive(rel[f]), marker="o", ms=3, label=f"factor {factor:g}, first token excluded")
-        ax.plot(range(len(sites)), _positive(rel_all[f]), ls="--", color=line.get_color(), label=f"factor {factor:g}, first token included")
-    _site_axis(ax, sites, layer)
+    values = [v for s in series for v in numbers(s["values"]) if np.isfinite(v) and v > 0]
+    candidates = values + ([threshold] if isinstance(threshold, int | float) and threshold > 0 else [])
+    floor = min(candidates) / 100 if candidates else 1e-9
+    colours = _colours([s["label"] for s in series])
+    for s in series:
+        y = numbers(s["values"])
+        x = np.asarray(s["x"], dtype=np.float64)
+        zero = np.isfinite(y) & (y <= 0)
+        (line,) = ax.plot(x, np.where(zero, np.nan, _positive(y)), marker="o", ms=4, color=colours[s["label"]], label=s["label"])
+        if zero.any():
+            ax.plot(x[zero], np.full(zero.sum(), floor), ls="none", marker="o", ms=6, mfc="none", color=line.get_color())
+    if isinstance(threshold, int | float):
+        ax.axhline(threshold, color="#cf222e", ls="--", lw=1, label=f"{threshold_name} = {threshold:g}")
     ax.set_yscale("log")
-    ax.set_ylabel("Δ / ‖H_clean‖")
-    ax.set_title("Relative Δ by site (zeros not drawn on the log scale)")
+    ax.set_ylim(bottom=floor / 3)
+    ax.text(0.01, 0.02, "hollow markers: Δ exactly 0", transform=ax.transAxes, fontsize=7, color="#57606a")
+    if offsets:
+        ax.set_xlabel("site, counted from the scaled block L")
+        xs = sorted({int(v) for s in series for v in s["x"]})
+        ax.set_xticks(xs, [f"L{v:+d}" if v else "L" for v in xs])
+    else:
+        _site_axis(ax, series[0]["sites"], None)
+        ax.set_xticks(range(len(series[0]["sites"])), series[0]["sites"], rotation=0, fontsize=7)
+        if series[0].get("layer_x") is not None:
+            ax.axvline(series[0]["layer_x"], color="#6e7781", lw=0.8, ls=":")
+    ax.set_ylabel("relative Δ = Δ / ‖H_clean‖")
     ax.legend(fontsize=7)
     return fig
 
 
 @_plot
-def first_token_by_site(profile: dict, layer: int | None = None, threshold: float | None = None) -> Figure:
-    """Δ(with first token) / Δ(without) against site, with the FIRST_TOKEN_RATIO line the outcome carried."""
-    sites = profile["sites"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = numbers(profile["delta_all_tokens"]) / numbers(profile["delta"])
-    fig = _figure(8.6, 3.0)
+def prompt_distribution(groups: Sequence[dict], bounds: Sequence[float] = (), xlabel: str = "", needs: str = "") -> Figure:
+    """Each group's per-prompt statistic as a strip over a box, with the aggregate and its 95 % interval.
+
+    groups: dicts with "label", "values" (one per prompt; None = not finite, left out and counted),
+    "statistic", "ci95". bounds: the threshold(s); two bounds shade the allowed band between them.
+    """
+    fig = _figure(5.8, 0.9 + 0.55 * max(len(groups), 1))
     ax = fig.subplots()
-    for f, factor in enumerate(profile["factors"]):
-        ax.plot(range(len(sites)), _positive(ratio[f]), marker="o", ms=3, label=f"factor {factor:g}")
-    _threshold_line(ax, threshold)
-    _site_axis(ax, sites, layer)
-    ax.set_yscale("log")
-    ax.set_ylabel("Δ with / without first token")
-    ax.set_title("First-token ratio by site")
-    ax.legend(fontsize=8)
+    labels = []
+    for row, group in enumerate(groups):
+        values = numbers(group["values"])
+        shown = values[np.isfinite(values)]
+        left_out = values.size - shown.size
+        if shown.size:
+            ax.boxplot(
+                shown,
+                positions=[row],
+                orientation="horizontal",
+                widths=0.5,
+                showfliers=False,
+                manage_ticks=False,
+                medianprops={"color": "#57606a"},
+                boxprops={"color": "#8c959f"},
+                whiskerprops={"color": "#8c959f"},
+                capprops={"color": "#8c959f"},
+            )
+            jitter = ((np.arange(shown.size) * 0.618034) % 1.0 - 0.5) * 0.35  # even, deterministic spread
+            ax.plot(shown, row + jitter, ls="none", marker="o", ms=2.5, alpha=0.55, color="#0969da")
+        stat = numbers(group.get("statistic"))[0]
+        ci = numbers(group.get("ci95") or [None, None])
+        if np.isfinite(stat):
+            err = [[stat - ci[0]], [ci[1] - stat]] if np.all(np.isfinite(ci)) else None
+            ax.errorbar([stat], [row], xerr=err, fmt="D", ms=6, color="#1f2328", capsize=4, zorder=5)
+        labels.append(group["label"] + (f"\n({left_out} not finite)" if left_out else ""))
+    ax.set_yticks(range(len(groups)), labels, fontsize=7)
+    ax.set_ylim(len(groups) - 0.5, -0.5)
+    bounds = [float(b) for b in bounds if isinstance(b, int | float)]
+    for b in bounds:
+        ax.axvline(b, color="#cf222e", ls="--", lw=1)
+    if len(bounds) == 2:
+        ax.axvspan(min(bounds), max(bounds), color="#1a7f37", alpha=0.07)
+    ax.set_xlabel(xlabel)
+    if needs:
+        ax.set_title(f"red dashed: {needs}", fontsize=8)
     return fig
 
 
 @_plot
-def first_token_by_length(series: Sequence[tuple[str, Sequence[int], Sequence[object]]], threshold: float | None = None) -> Figure:
-    """The per-prompt first-token ratio (median over the judged sites) against prompt length."""
-    fig = _figure(5.6, 3.0)
+def first_token_by_length(series: Sequence[dict], predicted: Sequence[dict] = (), threshold: float | None = None) -> Figure:
+    """C5: per-prompt first-token ratio against prompt length, with the curve predicted from the norms.
+
+    series: dicts with "label", "lengths", "judged" (median over the judged blocks) and optionally
+    "at_layer" (at the scaled block). predicted: dicts with "label", "lengths", "ratio", "crossing".
+    """
+    fig = _figure(5.8, 3.0)
     ax = fig.subplots()
-    for label, lengths, ratios in series:
-        ax.plot(numbers(list(lengths)), _positive(numbers(list(ratios))), ls="none", marker="o", ms=4, label=label)
+    colours = _colours([s["label"] for s in series] + [p["label"] for p in predicted])
+    for s in series:
+        lengths, colour = numbers(list(s["lengths"])), colours[s["label"]]
+        points = [("judged", "median over the judged blocks", {"ms": 3.5})]
+        if s.get("at_layer"):  # hollow: what the predicted curve describes
+            points.append(("at_layer", "at the scaled block", {"ms": 4, "mfc": "none", "alpha": 0.6}))
+        for key, what, style in points:
+            y = _positive(numbers(list(s[key])))
+            ax.plot(lengths, y, ls="none", marker="o", color=colour, label=f"{s['label']}: {what}", **style)
+    for p in predicted:
+        ax.plot(
+            numbers(list(p["lengths"])),
+            _positive(numbers(list(p["ratio"]))),
+            color="#1f2328",
+            lw=1.2,
+            label=f"predicted at the scaled block{', ' + p['label'] if len(predicted) > 1 else ''}",
+        )
+        crossing = numbers(p.get("crossing"))[0]
+        if np.isfinite(crossing) and crossing > 1:
+            ax.axvline(crossing, color="#1f2328", ls=":", lw=1)
+            text = f"predicted ≥ {threshold:g} up to {crossing:.3g} tokens" if threshold else f"{crossing:.3g} tokens"
+            if crossing < 2:
+                text = f"predicted never ≥ {threshold:g} (crossing {crossing:.3g} < 2 tokens)"
+            ax.annotate(text, (crossing, 0.93), xycoords=("data", "axes fraction"), xytext=(4, 0), textcoords="offset points", fontsize=7)
     _threshold_line(ax, threshold)
+    ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("prompt length (tokens)")
-    ax.set_ylabel("median Δ with / without first token")
-    ax.set_title("First-token ratio by prompt length")
-    ax.legend(fontsize=7)
+    ax.set_ylabel("Δ with / without first token")
+    ax.legend(fontsize=6.5, loc="center right")
+    return fig
+
+
+@_plot
+def predictions(dose: Sequence[dict], by_layer: Sequence[dict]) -> Figure:
+    """C6: KL and top-1 agreement against the factor (factor 1 included), and KL against the scaled layer.
+
+    dose: dicts with "label", "factors", "kl", "top1_agreement"; by_layer: "label", "layers", "kl", "factor".
+    """
+    fig = _figure(8.6, 2.8)
+    axes = fig.subplots(1, 3 if by_layer else 2)
+    colours = _colours([d["label"] for d in dose] + [d["label"] for d in by_layer])
+    for d in dose:
+        x = numbers(d["factors"])
+        axes[0].plot(x, numbers(d["kl"]), marker="o", ms=3, color=colours[d["label"]], label=d["label"])
+        axes[1].plot(x, numbers(d["top1_agreement"]), marker="o", ms=3, color=colours[d["label"]], label=d["label"])
+    for ax, name in zip(axes[:2], ("KL(clean ‖ scaled), nats", "top-1 agreement"), strict=True):
+        ax.axvline(1.0, color="#6e7781", lw=0.8, ls=":")
+        ax.set_xlabel("factor s")
+        ax.set_ylabel(name)
+    axes[0].set_title("KL against the factor")
+    axes[1].set_title("top-1 agreement against the factor")
+    axes[1].set_ylim(top=1.02)
+    if by_layer:
+        for d in by_layer:
+            axes[2].plot(
+                numbers(d["layers"]),
+                numbers(d["kl"]),
+                marker="o",
+                ms=3,
+                color=colours[d["label"]],
+                label=f"{d['label']}, factor {float(d['factor']):g}",
+            )
+        axes[2].set_xlabel("scaled block")
+        axes[2].set_ylabel("KL, nats")
+        axes[2].set_title("KL against the scaled block")
+        axes[2].legend(fontsize=7)
+    axes[0].legend(fontsize=7)
     return fig
 
 
@@ -162,7 +294,8 @@ def c0_heatmap(layers: Sequence[int], sites: Sequence[str], delta: object) -> Fi
     ax.grid(False)
     masked = np.ma.masked_where(~(np.isfinite(matrix) & (matrix > 0)), matrix)
     norm = LogNorm(vmin=float(positive.min()), vmax=float(positive.max())) if positive.size else None
-    image = ax.pcolormesh(np.arange(len(sites) + 1) - 0.5, np.arange(len(layers) + 1) - 0.5, masked, cmap="viridis", norm=norm)
+    cmap = colormaps["viridis"].resampled(24)  # 24 colour steps: the colour bar is drawn as that many vector cells
+    image = ax.pcolormesh(np.arange(len(sites) + 1) - 0.5, np.arange(len(layers) + 1) - 0.5, masked, cmap=cmap, norm=norm)
     ax.invert_yaxis()  # vector cells, not an embedded raster image; first layer on top
     ax.set_xticks(range(len(sites)), list(sites), rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(len(layers)), [f"block {n}" for n in layers], fontsize=7)
@@ -178,49 +311,23 @@ def c0_heatmap(layers: Sequence[int], sites: Sequence[str], delta: object) -> Fi
     return fig
 
 
-@_plot
-def final_norm_comparison(series: Sequence[tuple[str, Sequence[str], Sequence[object]]]) -> Figure:
-    """Δ at the last sites, relative to the site before the final one: the pre/post final-norm readings."""
-    fig = _figure(5.6, 3.0)
-    ax = fig.subplots()
-    for label, sites, values in series:
-        values = numbers(list(values))
-        base = values[0] if values.size and values[0] > 0 else np.nan
-        ax.plot(range(len(sites)), values / base, marker="o", ms=4, label=label)
-    if series:
-        ax.set_xticks(range(len(series[0][1])), list(series[0][1]))
-    ax.axhline(1.0, color="#6e7781", lw=0.8)
-    ax.set_ylabel("Δ / Δ(block N−2)")
-    ax.set_title("Before and after the final norm")
-    ax.legend(fontsize=7)
-    return fig
-
-
-@_plot
-def examples_plot(examples: Sequence[dict]) -> Figure:
-    """The Hypothesis examples tried: margin against factor, coloured by status."""
-    fig = _figure(5.6, 2.8)
-    ax = fig.subplots()
-    for status in sorted({str(e["status"]) for e in examples}):
-        chosen = [e for e in examples if e["status"] == status]
-        x = numbers([e["factor"] for e in chosen])
-        y = numbers([e["margin"] for e in chosen])
-        ax.plot(x, y, ls="none", marker="o", ms=4, color=_STATUS_COLOURS.get(status, "#000000"), label=status)
-    ax.axhline(0.0, color="#6e7781", lw=0.8)
-    ax.set_xlabel("factor")
-    ax.set_ylabel("margin")
-    ax.set_yscale("symlog", linthresh=1e-3)
-    ax.set_title(f"Hypothesis examples ({len(examples)})")
-    ax.legend(fontsize=7)
-    return fig
-
-
 # ---------------------------------------------------------------------------------------------
 
 
 def _threshold_line(ax, threshold: float | None) -> None:
     if isinstance(threshold, int | float):
         ax.axhline(threshold, color="#cf222e", ls=":", label=f"FIRST_TOKEN_RATIO = {threshold:g}")
+
+
+_PALETTE = ("#0969da", "#bf3989", "#1a7f37", "#bc4c00", "#8250df", "#57606a", "#0a3069", "#953800")
+
+
+def _colours(labels: Sequence[str]) -> dict[str, str]:
+    """One colour per distinct label, in order of first appearance."""
+    out: dict[str, str] = {}
+    for label in labels:
+        out.setdefault(label, _PALETTE[len(out) % len(_PALETTE)])
+    return out
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -248,16 +355,45 @@ def _svg(fig: Figure) -> str:
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", metadata=_METADATA)
     text = buffer.getvalue()
-    return text[text.index("<svg") :].strip()  # drop the XML declaration and DOCTYPE: inline SVG needs neither
+    text = text[text.index("<svg") :].strip()  # drop the XML declaration and DOCTYPE: inline SVG needs neither
+    return _compact(text)
+
+
+def _compact(svg: str) -> str:
+    """The same drawing in fewer bytes: geometry to 0.01 pt (matplotlib writes 1e-6), no indentation
+    between tags, no invisible paths (masked heatmap cells), and a marker series' shared style
+    said once on its group instead of on every point. Text is left as drawn."""
+    svg = _ATTRIBUTE.sub(lambda m: m.group(1) + _DECIMALS.sub(r"\1", m.group(2)) + '"', svg)
+    svg = _BETWEEN_TAGS.sub(">\n<", svg)
+    svg = _INVISIBLE.sub("", svg)
+    return _MARKERS.sub(_hoist_style, svg)
+
+
+def _hoist_style(match: re.Match) -> str:
+    uses = _USE.findall(match.group(2))
+    styles = {style for _, style in uses}
+    if len(styles) != 1:
+        return match.group(0)
+    body = "".join(f"<use {attrs}/>\n" for attrs, _ in uses)
+    return f'<g{match.group(1)} style="{styles.pop()}">\n{body}</g>'
+
+
+_MARKERS = re.compile(r'<g((?: clip-path="[^"]*")?)>\n((?:<use [^>]*/>\n)+)</g>')
+_USE = re.compile(r'<use ([^>]*?) style="([^"]*)"/>')
+_BETWEEN_TAGS = re.compile(r">\s*\n\s*<")
+_INVISIBLE = re.compile(r'<path d="[^"]*"(?: clip-path="[^"]*")? style="fill: none"/>\n?')
+_ATTRIBUTE = re.compile(r'(\s(?:d|x|y|x1|x2|y1|y2|width|height|transform|points|cx|cy|r)=")([^"]*)"')
+_DECIMALS = re.compile(r"(\d\.\d{2})\d+")
 
 
 def _own_ids(svg: str, prefix: str) -> str:
     """Prefix every id (and every reference to one) so that many SVGs can share one page."""
-    ids = set(re.findall(r'\bid="([^"]+)"', svg))
+    # matplotlib's ids ("C3-prompts-mde7751be2b") become short, numbered in order of appearance: "C3-prompts-7"
+    ids = {name: f"{prefix}{n}" for n, name in enumerate(dict.fromkeys(re.findall(r'\bid="([^"]+)"', svg)))}
 
     def own(match: re.Match) -> str:
         name = match.group(2)
-        return match.group(1) + (prefix + name if name in ids else name)
+        return match.group(1) + ids.get(name, name)
 
     return re.sub(r'(\bid="|href="#|url\(#)([^")]+)', own, svg)
 

@@ -2,9 +2,17 @@
 
     html = render_html(doc)      # str: inline CSS and SVG, no script, no external URL
 
+The page answers first: the model(s), then a claim × model verdict table whose cells give the
+statistic, its 95 % interval and what the rule needs; then one overview figure, an optional
+claim × layer map, and a section per claim with one figure and its numbers folded away.
+
 All text goes through Jinja2 with autoescape on; only the SVG that `plots` draws is inserted as
 markup (matplotlib escapes the text inside it). Plots and numbers depend on the document alone, so
 two renders of the same results differ only in the header's date and command line.
+
+Keys of newer documents (run["models"], item "model"/"layer", doc["matrix"], doc["layer_map"],
+counts["fragile"], C6's "dose_response"/"kl_by_layer") are drawn when present; without them the
+page is computed from doc["claims"] alone.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from collections.abc import Callable
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
+from harness.judgement import CLAIMS
+from harness.outcome import STATUSES
 from harness.report import plots
 from harness.report.page import PAGE
 
@@ -24,9 +34,14 @@ HEADER_KEYS = (
     "model", "revision", "architecture", "source", "device", "dtype", "layer", "prompts", "n_prompts", "unknown_tokens",
     "hypothesis_profile", "hypothesis_seed", "versions", "date", "command",
 )  # fmt: skip
-_NOT_SHOWN = {"settings", "prompt_texts", "error", "blocks", "max_length"}
-# The page shows at most this many values of a per-prompt list (and of the prompts); the JSON keeps all.
+_NOT_SHOWN = {"settings", "prompt_texts", "error", "blocks", "max_length", "models"}
+# The page shows at most this many prompts, and this many values of a per-prompt list; the JSON keeps all.
 SHOWN_VALUES = 50
+SHOWN_LIST_VALUES = 12
+# How a rule compares its statistic with its threshold, in words (Claim.needs).
+NEEDS = {"<=": "≤", ">=": "≥", ">": ">", "<": "<"}
+# Evidence keys drawn as their own tables or figures, not as rows of the evidence table.
+_OWN_TABLES = ("profile", "token_norms", "dose_response", "kl_by_layer")
 
 
 def render_html(doc: dict) -> str:
@@ -34,10 +49,19 @@ def render_html(doc: dict) -> str:
     env = Environment(autoescape=True, undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = fmt
     env.filters["css"] = lambda status: "st-" + str(status).replace(" ", "-")
+    run = doc.get("run") or {}
+    models = _models(run, doc)
+    several = len(models) > 1
     return env.from_string(PAGE).render(
         doc=doc,
-        header=_header(doc.get("run") or {}),
-        claims=[_claim_view(claim) for claim in doc["claims"]],
+        header=_header(run),
+        models=models,
+        title=", ".join(str(m.get("model", "unknown model")) for m in models) or "unknown model",
+        counts=_counts(doc),
+        matrix=_matrix(doc, models),
+        overview=_overview(doc, models),
+        layer_maps=_layer_maps(doc.get("layer_map")),
+        claims=[_claim_view(claim, models=models, several=several) for claim in doc["claims"]],
     )
 
 
@@ -58,7 +82,247 @@ def fmt(value: object) -> str:
     return str(value)
 
 
+def short(value: object, digits: int = 3) -> str:
+    """A number to `digits` significant digits, for the verdict table (the exact value is in the JSON and the details)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return fmt(value)
+    if value == 0 or not math.isfinite(value):
+        return fmt(value)
+    if abs(value) < 1e-3 or abs(value) >= 1e5:
+        return f"{value:.{digits - 1}g}"
+    return f"{value:#.{digits}g}".rstrip(".")
+
+
+def statistic_text(name: str, statistic: object, ci95: object, threshold: object, needs: str, bounds: list | None = None) -> str:
+    """'median ratio = 7.80 [6.90, 8.60]; needs ≥ 10': the statistic, its 95 % interval and the rule, in words.
+
+    Digits: 3 significant, up to 5 where fewer would print different values of the statistic and its interval alike.
+    """
+    values = [statistic, *(ci95 if isinstance(ci95, list | tuple) and len(ci95) == 2 else [])]
+    numeric = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    digits = next((d for d in (3, 4, 5) if len({short(v, d) for v in numeric}) == len(set(numeric))), 3)
+    text = f"{name} = {short(statistic, digits)}" if name else short(statistic, digits)
+    if len(values) == 3:
+        text += f" [{short(values[1], digits)}, {short(values[2], digits)}]"
+    if needs == "within" and bounds and len(bounds) == 2:
+        low, high = sorted(bounds, key=lambda b: float(b) if isinstance(b, int | float) else 0.0)
+        return text + f"; needs {_plain(low)} < x ≤ {_plain(high)}"
+    if threshold is not None and needs:
+        return text + f"; needs {NEEDS.get(needs, needs)} {_plain(threshold)}"
+    return text
+
+
+def _plain(value: object) -> str:
+    """A threshold as written in judgement.py: 10, 0.05, 1e-05."""
+    return f"{value:.3g}" if isinstance(value, float) else fmt(value)
+
+
 # ---------------------------------------------------------------------------------------------
+# The top: models, counts, the verdict matrix
+
+
+def _models(run: dict, doc: dict) -> list[dict]:
+    """Per-model run info: run["models"] where the run lists them, else the run itself (and any other model items name)."""
+    listed = run.get("models")
+    if isinstance(listed, list) and listed:
+        return [m for m in listed if isinstance(m, dict)]
+    models = [run] if run.get("model") else []
+    seen = {run.get("model")}
+    for claim in doc.get("claims", []):
+        for item in claim["items"]:
+            if item.get("model") and item["model"] not in seen:
+                seen.add(item["model"])
+                models.append({"model": item["model"]})
+    return models or [{"model": run.get("model", "unknown model")}]
+
+
+def _counts(doc: dict) -> dict:
+    counts = dict((doc.get("session") or {}).get("counts") or {})
+    fragile = counts.pop("fragile", None)
+    if fragile is None:
+        fragile = sum(1 for c in doc["claims"] for i in c["items"] if i.get("fragile") is True)
+    return {"statuses": counts, "fragile": fragile}
+
+
+def _note_layer(model: dict, run: dict) -> object:
+    return model.get("layer", run.get("layer"))
+
+
+def _matrix(doc: dict, models: list[dict]) -> dict:
+    """Rows: claims; columns: models; a cell per (claim, model): the item that decides its status."""
+    names = [str(m.get("model")) for m in models]
+    items = {i["nodeid"]: (c, i) for c in doc["claims"] for i in c["items"]}
+    given = doc.get("matrix")
+    cells: dict[tuple[str, str], dict] = {}
+    if isinstance(given, dict) and given.get("cells"):
+        names = [str(m) for m in given.get("models") or names]
+        for cell in given["cells"]:
+            claim, item = items.get(cell.get("nodeid"), (None, {}))
+            cells[(str(cell.get("model")), cell.get("claim"))] = _cell_view(cell, item)
+    else:
+        run = doc.get("run") or {}
+        for claim in doc["claims"]:
+            for model in models:
+                layer = _note_layer(model, run)
+                group = [i for i in claim["items"] if _model_of(i, models) == model.get("model") and i.get("layer") in (None, layer)]
+                if group:
+                    deciding = _deciding(claim["claim"], group)
+                    cells[(str(model.get("model")), claim["claim"])] = _cell_view(deciding, deciding)
+    rows = []
+    for claim in doc["claims"]:
+        cid = claim["claim"]
+        rows.append(
+            {
+                "claim": cid,
+                "title": claim.get("title", ""),
+                "section": claim.get("section", ""),
+                "anchor": f"claim-{cid}",
+                "derived": _derived(cid),
+                "cells": [cells.get((name, cid)) for name in names],
+            }
+        )
+    return {"models": names, "rows": rows}
+
+
+def _model_of(item: dict, models: list[dict]) -> object:
+    return item.get("model") or models[0].get("model")
+
+
+def _deciding(cid: str, group: list[dict]) -> dict:
+    """The item whose status is the group's (the most serious); ties: the smallest margin. As a matrix cell."""
+    status = min((i["status"] for i in group), key=lambda s: STATUSES.index(s) if s in STATUSES else 0)
+    tied = [i for i in group if i["status"] == status]
+    item = min(tied, key=lambda i: i["margin"] if isinstance(i.get("margin"), int | float) else math.inf)
+    meta = CLAIMS.get(cid)
+    return {**item, "claim": cid, "statistic_name": meta.statistic if meta else "", "needs": meta.needs if meta else ""}
+
+
+def _cell_view(cell: dict, item: dict) -> dict:
+    """A verdict-table cell: status, the statistic in words, fragile, and a link to the item."""
+    meta = CLAIMS.get(str(cell.get("claim")))
+    evidence = item.get("evidence") if isinstance(item.get("evidence"), dict) else {}
+    name = evidence.get("statistic_is") or cell.get("statistic_name") or (meta.statistic if meta else "")  # C0 says which side
+    needs = cell.get("needs") or (meta.needs if meta else "")
+    layer = item.get("layer", cell.get("layer"))
+    if isinstance(layer, int):
+        name = name.replace("block L", f"block {layer}").replace("blocks L…", f"blocks {layer}…")
+    bounds = evidence.get("threshold_bounds") or _rule_bounds(item.get("thresholds") or {})
+    statistic = cell.get("statistic")
+    if statistic is None and cell.get("status") in ("not applicable", "error", "not run"):
+        text = item.get("reason") or item.get("message") or ""
+    else:
+        text = statistic_text(name, statistic, cell.get("ci95"), cell.get("threshold"), needs, bounds)
+    return {
+        "status": cell.get("status", "not run"),
+        "text": text,
+        "fragile": cell.get("fragile") is True,
+        "nodeid": cell.get("nodeid", ""),
+        "label": _item_label(item) if item else "",
+        "title": item.get("margin_text", ""),
+    }
+
+
+def _rule_bounds(thresholds: dict) -> list | None:
+    """C4's two bounds from its thresholds when the evidence does not list them."""
+    if "DROP_MIN" in thresholds and "SLIGHT_DROP_MAX" in thresholds:
+        return [thresholds["DROP_MIN"], thresholds["SLIGHT_DROP_MAX"]]
+    return None
+
+
+def _derived(cid: str) -> bool:
+    """Whether a claim is derived from the note's conclusion rather than stated in it (Claim.derived; C6)."""
+    meta = CLAIMS.get(cid)
+    return bool(getattr(meta, "derived", False)) if meta is not None and hasattr(meta, "derived") else cid == "C6"
+
+
+# ---------------------------------------------------------------------------------------------
+# The overview figure and the layer map
+
+
+def _overview(doc: dict, models: list[dict]) -> dict | None:
+    """Δ by site for the note's factors, each model's profile at its note's layer (factors merged)."""
+    run = doc.get("run") or {}
+    series, tables = [], []
+    several = len(models) > 1
+    for model in models:
+        layer = _note_layer(model, run)
+        items = [
+            i for c in doc["claims"] for i in c["items"] if _model_of(i, models) == model.get("model") and i.get("layer") in (None, layer)
+        ]
+        found = _profiles(items)
+        if not found:
+            continue
+        label, prof = found[0]
+        tables += _profile_tables(label, prof)
+        sites = prof["sites"]
+        blocks = model.get("blocks") or sum(1 for s in sites if s.startswith("block."))
+        at = f"block.{prof.get('layer')}"
+        if several:  # relative depth: block i at i / N, the final norm at 1; the embedding is left out
+            keep = [k for k, s in enumerate(sites) if s.startswith("block.") or s == "final_norm"]
+            x = [int(sites[k][6:]) / blocks if sites[k].startswith("block.") else 1.0 for k in keep]
+            layer_x = int(at[6:]) / blocks if at in sites else None
+        else:
+            keep, x = list(range(len(sites))), list(range(len(sites)))
+            layer_x = sites.index(at) if at in sites else None
+        for f, factor in enumerate(prof["factors"]):
+            series.append(
+                {
+                    "label": f"{model.get('model')}, factor {factor:g}" if several else f"factor {factor:g}",
+                    "model": str(model.get("model")),
+                    "factor": factor,
+                    "x": x,
+                    "sites": sites,
+                    "layer_x": layer_x,
+                    "delta": [prof["delta"][f][k] for k in keep],
+                    "delta_all_tokens": [prof.get("delta_all_tokens", prof["delta"])[f][k] for k in keep],
+                }
+            )
+    if not series:
+        return None
+    caption = (
+        "Δ = ‖H_clean − H_scaled‖_F at every site for the note's factors, first token excluded (left) and included (right)"
+        + (
+            "; models overlaid against relative depth (block index / number of blocks), dotted: each model's scaled block"
+            if several
+            else "; dotted: the scaled block"
+        )
+        + ". Before the scaled block Δ is exactly 0, which a log scale leaves out."
+    )
+    return {"figure": _draw(lambda: plots.overview(series, relative_depth=several, key="overview")), "caption": caption, "tables": tables}
+
+
+def _layer_maps(layer_map: object) -> list[dict]:
+    """doc["layer_map"] as coloured tables: per claim (rows) and layer (columns) the margin, green held, red missed."""
+    if not isinstance(layer_map, dict):
+        return []
+    out = []
+    for model, data in layer_map.items():
+        layers, claims = data.get("layers") or [], data.get("claims") or []
+        rows = []
+        for c, cid in enumerate(claims):
+            margins = (data.get("margin") or [[]])[c] if c < len(data.get("margin") or []) else []
+            statuses = (data.get("status") or [[]])[c] if c < len(data.get("status") or []) else []
+            scale = max((abs(m) for m in margins if isinstance(m, int | float) and math.isfinite(m)), default=0.0) or 1.0
+            cells = []
+            for k, _layer in enumerate(layers):
+                margin = margins[k] if k < len(margins) else None
+                status = statuses[k] if k < len(statuses) else None
+                cells.append({"text": short(margin), "status": status or "not measured", "style": _margin_colour(margin, scale)})
+            rows.append({"claim": cid, "cells": cells})
+        out.append({"model": model, "layers": layers, "note_layer": data.get("note_layer"), "rows": rows})
+    return out
+
+
+def _margin_colour(margin: object, scale: float) -> str:
+    if not isinstance(margin, int | float) or isinstance(margin, bool) or not math.isfinite(margin):
+        return "background: #f6f8fa"
+    strength = 0.15 + 0.6 * min(abs(margin) / scale, 1.0)
+    colour = "26, 127, 55" if margin > 0 else "207, 34, 46"
+    return f"background: rgba({colour}, {strength:.2f})"
+
+
+# ---------------------------------------------------------------------------------------------
+# A claim's section
 
 
 def _header(run: dict) -> dict:
@@ -74,64 +338,200 @@ def _header(run: dict) -> dict:
     }
 
 
-def _claim_view(claim: dict) -> dict:
+def _claim_view(claim: dict, models: list[dict] | None = None, several: bool = False) -> dict:
     cid = claim["claim"]
     items = claim["items"]
-    figures: list[tuple[str, Markup]] = []
-    tables: list[dict] = []
-    layer = next((i.get("layer") for i in items if isinstance(i.get("layer"), int)), None)
+    models = models or [{"model": next((i.get("model") for i in items if i.get("model")), None)}]
     thresholds = next((i["thresholds"] for i in items if isinstance(i.get("thresholds"), dict) and i["thresholds"]), {})
-    ratio = thresholds.get("FIRST_TOKEN_RATIO")  # as the run judged it, not today's constant
-
-    def figure(caption: str, draw: Callable[[], str]) -> None:
-        try:
-            figures.append((caption, Markup(draw())))
-        except Exception as exc:  # a plot must not cost the report: show why it is missing
-            figures.append((caption, Markup("<p class='plot-error'>{}</p>").format(f"plot failed: {type(exc).__name__}: {exc}")))
-
-    for j, (label, prof) in enumerate(_profiles(items)):
-        key = f"{cid}-{j}"
-        figure(f"Δ against site, {label}", lambda p=prof, k=key: plots.delta_by_site(p, key=k + "-delta", layer=layer))
-        figure(f"Relative Δ against site, {label}", lambda p=prof, k=key: plots.relative_by_site(p, key=k + "-rel", layer=layer))
-        if cid == "C5":
-            caption = f"First-token ratio against site, {label}"
-            figure(caption, lambda p=prof, k=key: plots.first_token_by_site(p, key=k + "-ft", layer=layer, threshold=ratio))
-        tables.append(_profile_table(label, prof))
-    lengths = [
-        (_item_label(i), *_sampled(i["evidence"]["prompt_lengths"], i["evidence"]["prompt_ratio"]))
-        for i in items
-        if isinstance(i.get("evidence"), dict) and "prompt_ratio" in i["evidence"]
-    ]
-    if lengths:
-        figure(
-            "First-token ratio against prompt length", lambda: plots.first_token_by_length(lengths, key=f"{cid}-length", threshold=ratio)
-        )
+    dtype = next((m.get("dtype") for m in models if m.get("dtype")), "float32")
+    tables: list[dict] = []
+    for label, prof in _profiles(items):
+        tables += _profile_tables(label, prof)
     norms = _token_norm_table(items)
     if norms:
         tables.append(norms)
-    for n, item in enumerate(i for i in items if isinstance(i.get("evidence"), dict) and "layers" in i["evidence"]):
-        ev = item["evidence"]
-        figure(
-            f"Intervention layer × site, factor {fmt(ev.get('factor'))}",
-            lambda ev=ev, n=n: plots.c0_heatmap(ev["layers"], ev["sites"], ev["delta"], key=f"{cid}-c0-{n}"),
-        )
-        tables.append(_matrix_table(ev))
-    finals = [s for s in (_final_series(i) for i in items) if s is not None]
-    if finals:
-        figure("Pre/post final-norm comparison", lambda: plots.final_norm_comparison(finals, key=f"{cid}-final"))
-    for n, item in enumerate(i for i in items if i.get("examples")):
-        figure(
-            f"Hypothesis examples tried, {_item_label(item)}",
-            lambda ex=item["examples"], n=n: plots.examples_plot(ex, key=f"{cid}-examples-{n}"),
-        )
+    for item in items:
+        ev = item.get("evidence")
+        if isinstance(ev, dict) and "layers" in ev and "delta" in ev:
+            tables.append(_matrix_table(ev))
+        tables += _prediction_tables(item)
+    meta = CLAIMS.get(cid)
+    figure = _claim_figure(cid, items, thresholds, dtype, several)
     return {
         **claim,
         "anchor": f"claim-{cid}",
         "thresholds": thresholds,
-        "item_views": [{**i, "label": _item_label(i), "facts": _evidence_rows(i.get("evidence"))} for i in items],
-        "figures": figures,
+        "threshold_rows": [(name, _threshold_value(value, dtype)) for name, value in thresholds.items()],
+        "derived": _derived(cid),
+        "statistic_name": meta.statistic if meta else "",
+        "item_views": [_item_view(i, cid, several) for i in items],
+        "figures": [figure] if figure else [],
         "tables": tables,
     }
+
+
+def _threshold_value(value: object, dtype: str) -> str:
+    if isinstance(value, dict) and dtype in value:  # ZERO_RELATIVE: per dtype
+        return f"{fmt(value[dtype])} ({dtype})"
+    return fmt(value)
+
+
+def _item_view(item: dict, cid: str, several: bool) -> dict:
+    label = _item_label(item)
+    if several and item.get("model"):
+        label = f"{item['model']}, {label}"
+    meta = CLAIMS.get(cid)
+    evidence = item.get("evidence") if isinstance(item.get("evidence"), dict) else {}
+    bounds = evidence.get("threshold_bounds") or _rule_bounds(item.get("thresholds") or {})
+    has_statistic = item.get("statistic") is not None
+    return {
+        **item,
+        "label": label,
+        "statistic_text": statistic_text(
+            "", item.get("statistic"), item.get("ci95"), item.get("threshold"), meta.needs if meta else "", bounds
+        )
+        if has_statistic
+        else "—",
+        "facts": _evidence_rows(evidence),
+    }
+
+
+def _draw(draw: Callable[[], str]) -> Markup:
+    try:
+        return Markup(draw())
+    except Exception as exc:  # a plot must not cost the report: show why it is missing
+        return Markup("<p class='plot-error'>{}</p>").format(f"plot failed: {type(exc).__name__}: {exc}")
+
+
+def _claim_figure(cid: str, items: list[dict], thresholds: dict, dtype: str, several: bool) -> tuple[str, Markup] | None:
+    """The one figure that makes a claim's point, as (caption, svg), or None when its data is absent."""
+    measured = [i for i in items if isinstance(i.get("evidence"), dict)]
+    if cid in ("C1", "C2"):
+        return _near_layer_figure(cid, measured, thresholds, dtype, several)
+    if cid in ("C3", "C4"):
+        groups = [
+            {
+                "label": _group_label(i, several),
+                "values": i["evidence"]["prompt_statistic"],
+                "statistic": i.get("statistic"),
+                "ci95": i.get("ci95"),
+            }
+            for i in measured
+            if "prompt_statistic" in i["evidence"]
+        ]
+        if not groups:
+            return None
+        meta = CLAIMS.get(cid)
+        name = meta.statistic if meta else "statistic"
+        bounds = (
+            _rule_bounds(thresholds)
+            if cid == "C4"
+            else [next((i.get("threshold") for i in measured if i.get("threshold") is not None), None)]
+        )
+        needs = "allowed band" if cid == "C4" else f"needs {NEEDS.get(meta.needs, '') if meta else ''} {short(bounds[0])}"
+        caption = (
+            f"{name[0].upper() + name[1:]}, prompt by prompt, for each item: dots are prompts, the box their quartiles, "
+            "the diamond the statistic over all prompts with its 95 % interval"
+        )
+        return caption, _draw(lambda: plots.prompt_distribution(groups, bounds=bounds, xlabel=name, needs=needs, key=f"{cid}-prompts"))
+    if cid == "C5":
+        return _c5_figure(measured, thresholds, several)
+    if cid == "C6":
+        return _c6_figure(measured, several)
+    c0 = [i for i in measured if "layers" in i["evidence"] and "delta" in i["evidence"]]
+    if c0:
+        ev = c0[0]["evidence"]
+        caption = f"Intervention layer × site, factor {fmt(ev.get('factor'))}" + (f", {c0[0].get('model')}" if several else "")
+        return caption, _draw(lambda: plots.c0_heatmap(ev["layers"], ev["sites"], ev["delta"], key=f"{cid}-c0"))
+    return None
+
+
+def _group_label(item: dict, several: bool) -> str:
+    label = _item_label(item) if item.get("source") != "hypothesis" else "hypothesis (closest example)"
+    return f"{item.get('model')}, {label}" if several and item.get("model") else label
+
+
+def _near_layer_figure(cid: str, items: list[dict], thresholds: dict, dtype: str, several: bool) -> tuple[str, Markup] | None:
+    """C1/C2: relative Δ from the embedding to one site past the scaled block, with the rule's threshold."""
+    series, labels = [], []
+    for label, prof in _profiles(items):
+        at = prof["sites"].index(f"block.{prof['layer']}") if f"block.{prof.get('layer')}" in prof["sites"] else None
+        if at is None:
+            continue
+        end = min(at + 2, len(prof["sites"]))
+        labels.append(label)
+        for f, factor in enumerate(prof["factors"]):
+            values = prof["relative_delta"][f][:end]
+            x = [k - at for k in range(end)] if several else list(range(end))
+            name = f"{prof.get('model')}, factor {factor:g}" if several else f"factor {factor:g}"
+            series.append({"label": name, "sites": prof["sites"][:end], "x": x, "values": values, "layer_x": 0 if several else at})
+    if not series:
+        return None
+    if cid == "C1":
+        zero = thresholds.get("ZERO_RELATIVE")
+        limit, limit_name = (zero.get(dtype) if isinstance(zero, dict) else zero), "ZERO_RELATIVE"
+    else:
+        limit, limit_name = thresholds.get("JUMP_RELATIVE"), "JUMP_RELATIVE"
+    caption = f"Δ against site up to the scaled block, as relative Δ, {'; '.join(labels)}: " + (
+        "every site before the scaled block must stay at or under the dashed line"
+        if cid == "C1"
+        else "the scaled block must reach the dashed line"
+    )
+    svg = _draw(lambda: plots.near_layer(series, threshold=limit, threshold_name=limit_name, offsets=several, key=f"{cid}-near"))
+    return caption, svg
+
+
+def _c5_figure(items: list[dict], thresholds: dict, several: bool) -> tuple[str, Markup] | None:
+    series, predicted = [], []
+    for item in items:
+        ev = item["evidence"]
+        judged = ev.get("prompt_statistic", ev.get("prompt_ratio"))
+        if item.get("source") == "hypothesis" or not isinstance(judged, list) or len(judged) != len(ev.get("prompt_lengths") or ()):
+            continue  # the Hypothesis item repeats a factor's points; a list of another length is not per prompt
+        name = str(item.get("model")) if several else "predicted"
+        first = name not in [p["label"] for p in predicted]  # the at-layer points once per model: the curve describes them
+        at_layer = ev.get("prompt_ratio_at_layer") if first and len(ev.get("prompt_ratio_at_layer") or ()) == len(judged) else None
+        lengths, judged_shown, at_layer = _sampled(ev["prompt_lengths"], judged, at_layer)
+        series.append({"label": _group_label(item, several), "lengths": lengths, "judged": judged_shown, "at_layer": at_layer})
+        if ev.get("predicted_lengths") and name not in [p["label"] for p in predicted]:
+            predicted.append(
+                {
+                    "label": name,
+                    "lengths": ev["predicted_lengths"],
+                    "ratio": ev["predicted_ratio"],
+                    "crossing": ev.get("predicted_crossing_length"),
+                }
+            )
+    if not series:
+        return None
+    ratio = thresholds.get("FIRST_TOKEN_RATIO")
+    caption = (
+        "First-token ratio against prompt length, one point per prompt; the solid curve is predicted from the first and "
+        "other tokens' norms at the scaled block, the dotted line marks where it falls to FIRST_TOKEN_RATIO"
+    )
+    return caption, _draw(lambda: plots.first_token_by_length(series, predicted=predicted, threshold=ratio, key="C5-length"))
+
+
+def _c6_figure(items: list[dict], several: bool) -> tuple[str, Markup] | None:
+    dose, by_layer = [], []
+    for item in items:
+        ev = item["evidence"]
+        name = str(item.get("model")) if several else "all prompts"
+        if isinstance(ev.get("dose_response"), dict) and name not in [d["label"] for d in dose]:
+            dose.append({"label": name, **{k: ev["dose_response"].get(k) or [] for k in ("factors", "kl", "top1_agreement")}})
+        if isinstance(ev.get("kl_by_layer"), dict) and name not in [d["label"] for d in by_layer]:
+            by_layer.append({"label": name, **{k: ev["kl_by_layer"].get(k) for k in ("layers", "kl", "factor")}})
+    if not dose:
+        return None
+    caption = (
+        "Effect on predictions: KL from the clean next-token distribution and top-1 agreement against the factor "
+        "(1: no scaling), and KL against the scaled block"
+    )
+    return caption, _draw(lambda: plots.predictions(dose, by_layer, key="C6-predictions"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers for the details
 
 
 def _profiles(items: list[dict]) -> list[tuple[str, dict]]:
@@ -153,7 +553,10 @@ def _profiles(items: list[dict]) -> list[tuple[str, dict]]:
     return [(f"{p.get('model', '?')}, block {p.get('layer', '?')} scaled ({', '.join(labels)})", p) for labels, p in _merged(groups)]
 
 
-_PER_FACTOR = ("delta", "delta_all_tokens", "relative_delta", "relative_delta_all_tokens", "prompt_delta", "prompt_delta_all_tokens")
+_PER_FACTOR = (
+    "delta", "delta_all_tokens", "relative_delta", "relative_delta_all_tokens", "prompt_delta", "prompt_delta_all_tokens",
+    "kl", "top1_agreement", "nll_change",
+)  # fmt: skip
 
 
 def _merged(groups: dict[str, tuple[list[str], list[dict]]]) -> list[tuple[list[str], dict]]:
@@ -162,7 +565,7 @@ def _merged(groups: dict[str, tuple[list[str], list[dict]]]) -> list[tuple[list[
         rows: dict[float, dict[str, object]] = {}
         for prof in profs:
             for f, factor in enumerate(prof["factors"]):
-                rows.setdefault(factor, {k: prof[k][f] for k in _PER_FACTOR if k in prof})
+                rows.setdefault(factor, {k: prof[k][f] for k in _PER_FACTOR if isinstance(prof.get(k), list) and len(prof[k]) > f})
         merged = {**profs[0], "factors": sorted(rows, key=float)}
         for key in _PER_FACTOR:
             if all(key in row for row in rows.values()):
@@ -173,13 +576,16 @@ def _merged(groups: dict[str, tuple[list[str], list[dict]]]) -> list[tuple[list[
 
 def _item_label(item: dict) -> str:
     if item.get("source") == "hypothesis":
-        return "hypothesis"
-    if item.get("factor") is not None:
-        return f"factor {fmt(item['factor'])}"
-    return item.get("nodeid", "?").rsplit("::", 1)[-1]
+        label = "hypothesis"
+    elif item.get("factor") is not None:
+        label = f"factor {fmt(item['factor'])}"
+    else:
+        label = item.get("nodeid", "?").rsplit("::", 1)[-1]
+    return label
 
 
-def _profile_table(label: str, prof: dict) -> dict:
+def _profile_tables(label: str, prof: dict) -> list[dict]:
+    """Δ, relative Δ and Δ with the first token per site and factor; the prediction measures where the profile has them."""
     factors = prof["factors"]
     columns = ["site", "‖H_clean‖"]
     for f in factors:
@@ -190,7 +596,44 @@ def _profile_table(label: str, prof: dict) -> dict:
         for f in range(len(factors)):
             row += [fmt(prof["delta"][f][s]), fmt(prof["relative_delta"][f][s]), fmt(prof["delta_all_tokens"][f][s])]
         rows.append(row)
-    return {"caption": f"Numbers, {label}", "columns": columns, "rows": rows}
+    out = [{"caption": f"Numbers, {label}", "columns": columns, "rows": rows}]
+    measures = [k for k in ("kl", "top1_agreement", "nll_change") if isinstance(prof.get(k), list) and len(prof[k]) == len(factors)]
+    if measures:  # one value per factor (the subject's LM head)
+        out.append(
+            {
+                "caption": f"Effect on predictions, {label}",
+                "columns": ["factor", *measures],
+                "rows": [[fmt(f), *(fmt(prof[k][n]) for k in measures)] for n, f in enumerate(factors)],
+            }
+        )
+    return out
+
+
+def _prediction_tables(item: dict) -> list[dict]:
+    ev = item.get("evidence")
+    if not isinstance(ev, dict):
+        return []
+    out = []
+    dose = ev.get("dose_response")
+    if isinstance(dose, dict) and dose.get("factors"):
+        keys = [k for k in ("kl", "top1_agreement", "nll_change") if isinstance(dose.get(k), list)]
+        out.append(
+            {
+                "caption": f"Dose response, {_item_label(item)}",
+                "columns": ["factor", *keys],
+                "rows": [[fmt(f), *(fmt(dose[k][n]) if n < len(dose[k]) else "—" for k in keys)] for n, f in enumerate(dose["factors"])],
+            }
+        )
+    by_layer = ev.get("kl_by_layer")
+    if isinstance(by_layer, dict) and by_layer.get("layers"):
+        out.append(
+            {
+                "caption": f"KL by scaled block, factor {fmt(by_layer.get('factor'))}, {_item_label(item)}",
+                "columns": ["scaled block", "KL"],
+                "rows": [[fmt(n), fmt(k)] for n, k in zip(by_layer["layers"], by_layer.get("kl") or [], strict=False)],
+            }
+        )
+    return out
 
 
 def _token_norm_table(items: list[dict]) -> dict | None:
@@ -211,13 +654,13 @@ def _token_norm_table(items: list[dict]) -> dict | None:
     }
 
 
-def _sampled(lengths: list, ratios: list) -> tuple[list, list]:
-    """At most 1000 evenly spaced points of a per-prompt series, so a long corpus keeps the page small."""
+def _sampled(lengths: list, *series: list | None) -> tuple[list, ...]:
+    """At most 1000 evenly spaced points of per-prompt series, so a long corpus keeps the page small."""
     if len(lengths) <= 1000:
-        return lengths, ratios
+        return (lengths, *series)
     step = len(lengths) / 1000
     keep = [int(k * step) for k in range(1000)]
-    return [lengths[k] for k in keep], [ratios[k] for k in keep]
+    return ([lengths[k] for k in keep], *(None if s is None else [s[k] for k in keep] for s in series))
 
 
 def _matrix_table(ev: dict) -> dict:
@@ -225,35 +668,23 @@ def _matrix_table(ev: dict) -> dict:
     return {"caption": f"Δ by scaled block × site, factor {fmt(ev.get('factor'))}", "columns": ["scaled", *ev["sites"]], "rows": rows}
 
 
-def _final_series(item: dict) -> tuple[str, list[str], list[object]] | None:
-    ev = item.get("evidence")
-    if not isinstance(ev, dict) or "readings" not in ev or "delta" not in ev or "sites" not in ev:
-        return None
-    readings, sites = ev["readings"], ev["sites"]
-    names: list[str] = []
-    for reading in ("note", "raw"):
-        for end in ("previous", "final"):
-            name = (readings.get(reading) or {}).get(end)
-            if name in sites and name not in names:
-                names.append(name)
-    names.sort(key=sites.index)
-    return (_item_label(item), names, [ev["delta"][sites.index(n)] for n in names])
+def _evidence_rows(evidence: object) -> list[tuple[str, str, bool]]:
+    """The claim-specific evidence as (name, text, whole); the profile and the C0 matrix have their own tables.
 
-
-def _evidence_rows(evidence: object) -> list[tuple[str, str]]:
-    """The claim-specific evidence as (name, text); the profile and the C0 matrix have their own tables."""
+    whole: the text is the whole value (fmt of it); long lists show their first values only.
+    """
     if not isinstance(evidence, dict):
         return []
     rows = []
     for key, value in evidence.items():
-        if key in ("profile", "token_norms") or (key == "delta" and "layers" in evidence):
+        if key in _OWN_TABLES or (key == "delta" and "layers" in evidence):
             continue
-        if isinstance(value, list) and len(value) > SHOWN_VALUES:  # per-prompt lists: the JSON has them all
-            rows.append((key, f"{fmt(value[:SHOWN_VALUES])}, … ({len(value)} values; all in the JSON twin)"))
+        if isinstance(value, list) and len(value) > SHOWN_LIST_VALUES:  # per-prompt lists: the JSON has them all
+            rows.append((key, f"{fmt(value[:SHOWN_LIST_VALUES])}, … ({len(value)} values; all in the JSON twin)", False))
             continue
         if key == "readings" and isinstance(value, dict):
             for name, reading in value.items():
-                rows.append((f"{key}.{name}", fmt(reading)))
+                rows.append((f"{key}.{name}", fmt(reading), True))
             continue
-        rows.append((key, fmt(value)))
+        rows.append((key, fmt(value), True))
     return rows

@@ -1,9 +1,10 @@
 """A sample run: claim outcomes computed from real profiles, shaped as the claims suite ships them.
 
     outcomes, info = sample_run("minilm", prompts=["The cat sat.", "Rain fell."])   # ClaimOutcome records
+    outcomes, info = sample_run("minilm", prompts=corpus())    # the suite's default corpus (claims/prompts.txt)
     write_report(outcomes, info, Path("reports/sample.html"))
 
-    python -m harness.report.sample --model minilm --out docs/sample.html
+    python -m harness.report.sample --model minilm --out docs/sample.html [--corpus]
 
 Used by the report's own tests and to draw the README's screenshot without running the suite.
 The outcomes are the records (harness.outcome.ClaimOutcome) the claims suite attaches to each
@@ -31,6 +32,14 @@ SAMPLE_PROMPTS = (
     "<script>alert(1)</script>",  # must show as text in the report
 )
 EXPECTATIONS = Path(__file__).resolve().parents[2] / "claims" / "expectations.toml"
+CORPUS = Path(__file__).resolve().parents[2] / "claims" / "prompts.txt"
+
+
+def corpus(path: Path = CORPUS) -> list[str]:
+    """The claims suite's default prompts, as `pytest claims/` reads them."""
+    from harness.prompts import read_prompts
+
+    return read_prompts(path)
 
 
 def sample_run(
@@ -68,7 +77,7 @@ def sample_run(
             extra = {"profile": prof.to_dict(), **({"token_norms": token_norms(prof)} if claim_id == "C5" else {})}
             outcomes.append(outcome(judge(prof, i), "note", factor, f"test_{claim_id}_note[{factor:g}]", evidence=extra))
     hyp = profile(subject, None, layer, hypothesis_factors, per_prompt=True, clean=clean)
-    for claim_id in ("C2", "C4"):
+    for claim_id in ("C1", "C2", "C3", "C4", "C5"):  # one property test per claim, as the suite has
         verdicts = [J.JUDGES[claim_id](hyp, i) for i in range(len(hyp.factors))]
         examples = tuple(
             Example(f, v.verdict, status_of(v.verdict, expected[claim_id].verdict), v.margin, v.margin_text)
@@ -81,7 +90,7 @@ def sample_run(
     info = {
         **subject.describe(),
         "layer": layer,
-        "prompts": "(sample prompts)",
+        "prompts": "(sample prompts)" if list(prompts) != corpus() else str(CORPUS),
         "n_prompts": len(prompts),
         "prompt_texts": list(prompts),
         "versions": _versions(),
@@ -113,8 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write a sample claim report from real measurements (no pytest).")
     parser.add_argument("--model", default="minilm", help="subject to measure: minilm or random-gpt2 work offline")
     parser.add_argument("--out", type=Path, default=Path("reports/sample.html"), help="HTML path; the JSON goes beside it")
+    parser.add_argument("--corpus", action="store_true", help=f"measure the suite's default prompts ({CORPUS.name}), not the 4 samples")
     args = parser.parse_args(argv)
-    outcomes, info = sample_run(args.model)
+    outcomes, info = sample_run(args.model, prompts=corpus() if args.corpus else SAMPLE_PROMPTS)
     html, js = write_report(outcomes, info, args.out)
     print(f"wrote {html} and {js}")
     return 0
