@@ -28,7 +28,14 @@ def c0_profiles(subject, prompts, settings):
         key = (layer, tuple(factors))
         if key not in cache:
             cache[key] = profile(
-                subject, None, layer, factors, clean=clean, memory_budget_mb=settings.memory_budget_mb, factor_batch=settings.factor_batch
+                subject,
+                None,
+                layer,
+                factors,
+                per_prompt=True,  # the interval resamples these prompts jointly across the blocks
+                clean=clean,
+                memory_budget_mb=settings.memory_budget_mb,
+                factor_batch=settings.factor_batch,
             )
         return cache[key]
 
@@ -44,7 +51,7 @@ def test_C0_causality_across_depth(factor, subject, c0_profiles, claim_check, se
 def test_C0_causality_across_depth_drawn(subject, c0_profiles, claim_check, settings):
     @given(layer=st.integers(min_value=0, max_value=subject.n_blocks - 1), factor=drawn_factors())
     def run(layer, factor):
-        verdict = judge_c0({layer: c0_profiles(layer, (factor,))}, dtype=settings.dtype)
+        verdict = judge_c0({layer: c0_profiles(layer, (factor,))}, dtype=settings.dtype, seed=claim_check.seed)
         claim_check.example(verdict, factor, layer=layer)
 
     claim_check.hypothesis(run)

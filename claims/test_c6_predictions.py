@@ -10,15 +10,12 @@ Factors within FACTOR_BAND of 1 are left out of the drawn ones: the claim is abo
 
 from collections.abc import Callable
 
-import numpy as np
 import pytest
 from hypothesis import given
 
 from harness import CleanPass, profile
-from harness.checks import drawn_factors, note_factors
+from harness.checks import drawn_factors, note_factors, prediction_curves
 from harness.judgement import judge_c6
-
-DOSE_GRID = tuple(round(0.5 + 0.1 * i, 1) for i in range(11))  # 0.5, 0.6, …, 1.5: factor 1 included, the band's edges too
 
 
 def has_head(subject, layer):
@@ -59,22 +56,12 @@ def predicting(subject, tokens, settings) -> Callable:
 
 @pytest.fixture(scope="module")
 def c6_curves(subject, settings, predicting) -> Callable:
-    """curves(factor) -> {"dose_response": ..., "kl_by_layer": ...} (the document contract's C6 evidence), cached."""
+    """curves(factor) -> {"dose_response": ..., "kl_by_layer": ...} (harness.checks.prediction_curves), cached."""
     cache: dict[float, dict[str, object]] = {}
 
     def run(factor: float) -> dict[str, object]:
         if factor not in cache:
-            dose = predicting(settings.layer, DOSE_GRID)
-            layers = list(range(subject.n_blocks))
-            cache[factor] = {
-                "dose_response": {
-                    "factors": list(DOSE_GRID),
-                    "kl": _listed(dose.kl),
-                    "top1_agreement": _listed(dose.top1_agreement),
-                    "nll_change": _listed(dose.nll_change),
-                },
-                "kl_by_layer": {"layers": layers, "kl": [_listed(predicting(n, (factor,)).kl)[0] for n in layers], "factor": factor},
-            }
+            cache[factor] = prediction_curves(predicting, settings.layer, subject.n_blocks, factor)
         return cache[factor]
 
     return run
@@ -92,7 +79,3 @@ def test_C6_predictions_change_drawn(settings, predicting, claim_check):
         claim_check.example(judge_c6(predicting(settings.layer, (factor,)), seed=claim_check.seed), factor)
 
     claim_check.hypothesis(run)
-
-
-def _listed(values) -> list[float | None]:
-    return [] if values is None else [float(v) if np.isfinite(v) else None for v in values]

@@ -159,3 +159,35 @@ def token_norms(prof: object) -> dict[str, object]:
         "first_token_norm": [float(v) for v in prof.first_token_norm],
         "other_token_norm": [float(v) for v in prof.other_token_norm],
     }
+
+
+# C6's evidence grid: 0.5, 0.6, …, 1.5, factor 1 and the band's edges included (the document contract)
+DOSE_GRID = tuple(round(0.5 + 0.1 * i, 1) for i in range(11))
+
+
+def prediction_curves(measure: Callable[[int, tuple[float, ...]], object], layer: int, n_blocks: int, factor: float) -> dict[str, object]:
+    """C6's evidence: the dose-response over DOSE_GRID at `layer`, and the KL at `factor` with each block scaled.
+
+    `measure(layer, factors)` returns a Profile made with predictions=True (one clean pass for all).
+    """
+    dose = measure(layer, DOSE_GRID)
+    return {
+        "dose_response": {
+            "factors": list(DOSE_GRID),
+            "kl": _listed(dose.kl),
+            "top1_agreement": _listed(dose.top1_agreement),
+            "nll_change": _listed(dose.nll_change),
+        },
+        "kl_by_layer": {
+            "layers": list(range(n_blocks)),
+            "kl": [_listed(measure(n, (factor,)).kl)[0] for n in range(n_blocks)],
+            "factor": factor,
+        },
+    }
+
+
+def _listed(values: object) -> list[float | None]:
+    """JSON-ready floats; None for a value not measured (nll_change of a masked LM) or not finite."""
+    import numpy as np
+
+    return [] if values is None else [float(v) if np.isfinite(v) else None for v in values]

@@ -2,6 +2,7 @@
 
     python -m harness profile --model minilm --layer 2 --factor 0.5 --factor 1.5 --prompt "The cat sat."
     python -m harness profile --model random-gpt2 --prompts claims/prompts.txt --factor-batch 3 --json
+    python -m harness report merge reports/gpt2.json reports/minilm.json -o reports/matrix.html
 
 Where the subject has an LM head the effect on its next-token predictions is measured too: `kl`,
 `top1_agreement` and `nll_change`, one value per factor (harness.predictions), over the same tokens
@@ -21,6 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from harness.errors import HarnessError, InputError
+from harness.report import merge
 from harness.settings import CLI, Settings, load_subject_for, options
 
 # Flags of the command itself (output shape), not settings of the measurement.
@@ -61,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     prof.add_argument("--per-prompt", action="store_true", help="with --json: add per-prompt Δ")
     prof.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     prof.set_defaults(run=_profile)
+    merge.add_parser(commands).set_defaults(run=merge.run)
     return parser
 
 
@@ -102,6 +105,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def _profile(args: argparse.Namespace) -> int:
     from harness import profile
     from harness.prompts import read_prompts, tokenize, unknown_tokens_warning
+    from harness.sweep import terminal_progress
 
     settings = settings_from(args)
     prompts = list(args.prompt)
@@ -131,6 +135,7 @@ def _profile(args: argparse.Namespace) -> int:
         factor_batch=settings.factor_batch,
         predictions=subject.head is not None,
         include_first_token=settings.include_first_token,
+        progress=terminal_progress("profile"),  # a bar on a terminal's stderr, for corpora of 20 chunks or more
     )
     why_not = _predictions_not_measured(subject, result)
     if args.json:

@@ -59,4 +59,3 @@ def token_norm_sum(states: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 def frobenius(squared: np.ndarray, axis: int = -1) -> np.ndarray:
     """Combine per-prompt squared sums into one Frobenius norm: sqrt(Σ squared) along `axis`."""
     return np.sqrt(np.sum(squared, axis=axis))
-

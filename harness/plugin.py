@@ -261,15 +261,16 @@ def prompts(tokens) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def clean_pass(subject, tokens, harness_model: ModelRun):
+def clean_pass(pytestconfig: pytest.Config, subject, tokens, harness_model: ModelRun):
     """The clean forward over the corpus, run once per model and shared by every claim and every layer."""
     from harness import CleanPass
 
-    return CleanPass(subject, tokens, harness_model.settings.memory_budget_mb)
+    progress = progress_lines(pytestconfig, f"clean pass of {harness_model.model}")
+    return CleanPass(subject, tokens, harness_model.settings.memory_budget_mb, progress=progress)
 
 
 @pytest.fixture(scope="session")
-def measure(subject, clean_pass, settings: Settings) -> Callable:
+def measure(pytestconfig: pytest.Config, subject, clean_pass, settings: Settings) -> Callable:
     """measure(factor) -> Profile at the settings' layer, per prompt, cached by factor for the session."""
     from harness import profile
 
@@ -286,10 +287,30 @@ def measure(subject, clean_pass, settings: Settings) -> Callable:
                 clean=clean_pass,
                 memory_budget_mb=settings.memory_budget_mb,
                 factor_batch=settings.factor_batch,
+                progress=progress_lines(pytestconfig, f"{settings.model}, block {settings.layer} × {factor:g}"),
             )
         return cache[factor]
 
     return run
+
+
+def progress_lines(config: pytest.Config, label: str, min_chunks: int = 20) -> Callable[[int, int], None] | None:
+    """A sweep's progress as lines on pytest's terminal (outside output capture), at every tenth of its chunks.
+
+    Corpora of fewer than `min_chunks` chunks (seconds of work) print nothing; None without a terminal.
+    """
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return None
+    shown: set[int] = set()
+
+    def update(done: int, total: int) -> None:
+        tenth = done * 10 // total
+        if total >= min_chunks and tenth not in shown:
+            shown.add(tenth)
+            reporter.write_line(f"harness: {label}: {done}/{total} chunks")
+
+    return update
 
 
 @pytest.fixture(scope="session")

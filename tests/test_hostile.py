@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import cli
+from harness.judgement import CLAIMS
 from harness.report import write
 from tests.test_report_pytester import fake_suite
 
@@ -168,7 +169,7 @@ def _one_line(result: pytest.RunResult, code: int, message: str) -> None:
         (["--help"], "--memory-budget-mb"),
         (["--markers"], "@pytest.mark.claim(id, applies=None)"),
         (["--fixtures"], "claim_check"),
-        (["--co"], "18 tests collected"),
+        (["--co"], f"{3 * len(CLAIMS)} tests collected"),  # 2 note factors + 1 property test per claim
     ],
     ids=["help", "markers", "fixtures", "collect-only"],
 )

@@ -11,6 +11,7 @@ import pytest
 from harness import judgement
 from harness.expectations import Expectation, load_expectations, summarize, write_expectations
 from harness.judgement import (
+    CLAIMS,
     DROP_MIN,
     FIRST_TOKEN_RATIO,
     GROWTH_STEP,
@@ -30,6 +31,7 @@ from harness.judgement import (
     predicted_crossing_length,
     predicted_first_token_ratio,
 )
+from harness.outcome import FINDING
 from harness.profile import Profile
 
 SITES = ("embed", *(f"block.{i}" for i in range(6)), "final_norm")  # 6 blocks and a final norm
@@ -144,7 +146,9 @@ def test_expectations_round_trip_and_defaults(tmp_path):
     table = load_expectations(path, "model-a")
     assert table["C3"] == Expectation(REFUTED, "measured: falls") and table["C5"].verdict == "not-applicable"
     assert table["C1"].verdict == HOLDS  # no entry: the note's claim
-    assert all(e.verdict == HOLDS for e in load_expectations(path, "unknown-model").values())
+    unknown = load_expectations(path, "unknown-model")  # no section: structural claims hold, empirical ones are findings
+    assert {c for c, e in unknown.items() if e.verdict == HOLDS} == {c for c, m in CLAIMS.items() if not m.empirical} == {"C0", "C1", "C2"}
+    assert {c for c, e in unknown.items() if e.verdict == FINDING} == {c for c, m in CLAIMS.items() if m.empirical}
     path.write_text('[m]\nC3 = { verdict = "maybe" }\n')
     with pytest.raises(ValueError, match="C3 expects 'maybe'; allowed: holds, refuted, not-applicable"):
         load_expectations(path, "m")

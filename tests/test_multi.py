@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli import main as cli_main
 from harness.errors import InputError
 from harness.expectations import load_expectations
 from harness.outcome import FINDING, FINDING_HOLDS, FINDING_REFUTED, STATUSES, status_of
@@ -129,7 +130,8 @@ def test_merging_single_model_reports_gives_the_two_model_runs_matrix_and_items(
     for name, models in (("both", ["minilm", "random-gpt2"]), ("minilm", ["minilm"]), ("random", ["random-gpt2"])):
         run = _pytest(*args, *(a for m in models for a in ("--model", m)), "--report", str(tmp_path / f"{name}.html"))
         assert run.returncode == 0, run.stdout[-3000:]
-    code = merge_main(["merge", str(tmp_path / "minilm.json"), str(tmp_path / "random.json"), "-o", str(tmp_path / "merged.html")])
+    merge = ["report", "merge", str(tmp_path / "minilm.json"), str(tmp_path / "random.json"), "-o", str(tmp_path / "merged.html")]
+    code = cli_main(merge)  # the user's path: python -m harness report merge ...
     assert code == 0 and (tmp_path / "merged.html").read_text(encoding="utf-8").startswith("<!")
     both, merged = (json.loads((tmp_path / f"{n}.json").read_text(encoding="utf-8")) for n in ("both", "merged"))
     assert merged["matrix"] == both["matrix"]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.judgement import CLAIMS
 from harness.report.render import fmt
 from tests.test_report import XSS, Tree, parse
 
@@ -55,7 +56,7 @@ def run_claims(pytester: pytest.Pytester, model: str, *extra: str) -> tuple[pyte
 def check_page_matches_json(doc: dict, html: str) -> None:
     root = parse(html)
     sections = {s.attrs["data-claim"]: s for s in root.find_all("section", class_="claim")}
-    assert list(sections) == ["C0", "C1", "C2", "C3", "C4", "C5"]
+    assert list(sections) == list(CLAIMS)
     for claim in doc["claims"]:
         section = sections[claim["claim"]]
         assert section.attrs["data-status"] == claim["status"]
@@ -79,7 +80,7 @@ def test_real_suite_writes_a_matching_report(pytester, model):
     assert doc["run"]["model"] == model and doc["run"]["revision"]
     assert doc["session"]["exitstatus"] == result.ret
     items = [i for c in doc["claims"] for i in c["items"]]
-    assert len(items) == 18 and all(i["status"] != "not run" for i in items)
+    assert len(items) == 3 * len(CLAIMS) and all(i["status"] != "not run" for i in items)  # 2 note factors + 1 property test each
     outcomes = result.parseoutcomes()
     assert len([i for i in items if i["pytest_outcome"] == "passed"]) == outcomes.get("passed", 0)
     check_page_matches_json(doc, html)
@@ -120,7 +121,8 @@ def test_real_suite_under_xdist_writes_one_complete_report(pytester):
     result, doc, html = run_claims(pytester, "minilm", "-n", "2")
     assert sorted(p.name for p in (pytester.path / "out").iterdir()) == ["claims.html", "claims.json"]
     items = [i for c in doc["claims"] for i in c["items"]]
-    assert len(items) == 18 and all(i["status"] != "not run" for i in items), [i["nodeid"] for i in items if i["status"] == "not run"]
+    not_run = [i["nodeid"] for i in items if i["status"] == "not run"]
+    assert len(items) == 3 * len(CLAIMS) and not not_run, not_run
     assert doc["session"]["exitstatus"] == result.ret
     check_page_matches_json(doc, html)
     # the same results, serially: byte-identical plots and numbers; only the header's date and command differ
@@ -202,7 +204,8 @@ def test_errors_and_skips_are_reported_with_what_ran(pytester):
     result = pytester.runpytest("claims", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1, errors=1, skipped=1)
     doc, html = load(pytester)
-    assert statuses(doc) == {"C0": "not run", "C1": "holds", "C2": "refuted", "C3": "error", "C4": "not applicable", "C5": "not run"}
+    expected = {"C0": "not run", "C1": "holds", "C2": "refuted", "C3": "error", "C4": "not applicable", "C5": "not run"}
+    assert statuses(doc) == {**expected, "C6": "not run"}
     c3 = next(c for c in doc["claims"] if c["claim"] == "C3")["items"][0]
     assert c3["pytest_outcome"] == "error" and "the subject did not load" in c3["message"]
     assert doc["run"]["model"] == "fake" and doc["run"]["date"]
@@ -246,7 +249,8 @@ def test_fake_suite_under_xdist_has_every_claim_once(pytester):
     result.assert_outcomes(passed=1, failed=1, errors=1, skipped=1)
     doc, _ = load(pytester)
     assert sorted(p.name for p in (pytester.path / "reports").iterdir()) == ["claims.html", "claims.json"]
-    assert statuses(doc) == {"C0": "not run", "C1": "holds", "C2": "refuted", "C3": "error", "C4": "not applicable", "C5": "not run"}
+    expected = {"C0": "not run", "C1": "holds", "C2": "refuted", "C3": "error", "C4": "not applicable", "C5": "not run"}
+    assert statuses(doc) == {**expected, "C6": "not run"}
 
 
 def test_report_path_and_no_report(pytester):

@@ -13,8 +13,20 @@ and `page` (the HTML), `write` (atomic files). `sample` builds outcomes from rea
 without pytest, for demos and the report's own tests.
 """
 
-from harness.report.outcomes import ItemResult, build_document
-from harness.report.render import render_html
-from harness.report.write import write_document, write_report
+from importlib import import_module
 
-__all__ = ["ItemResult", "build_document", "render_html", "write_document", "write_report"]
+# Imported on first use, so that `import harness.report.merge` (the CLI's parser) does not load matplotlib.
+_WHERE = {
+    "ItemResult": "harness.report.outcomes",
+    "build_document": "harness.report.outcomes",
+    "render_html": "harness.report.render",
+    "write_document": "harness.report.write",
+    "write_report": "harness.report.write",
+}
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'harness.report' has no attribute {name!r}")
+    return getattr(import_module(_WHERE[name]), name)

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from harness.errors import InputError
 from harness.report.outcomes import FORMAT, assemble
-from harness.report.write import check_report_path, write_document
 
 
 def merge_documents(docs: Sequence[dict], names: Sequence[str] | None = None) -> dict:
@@ -82,6 +81,8 @@ def main(args: Sequence[str] | None = None) -> int:
 
 def run(options: argparse.Namespace) -> int:
     """Carry out parsed `report merge` options (the CLI calls this after its own parsing)."""
+    from harness.report.write import check_report_path, write_document  # the page's renderer: matplotlib
+
     try:
         out = Path(options.output)
         check_report_path(out, f"-o {options.output!r}")

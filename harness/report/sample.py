@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from harness import CleanPass, profile
 from harness import judgement as J
-from harness.checks import token_norms
+from harness.checks import prediction_curves, token_norms
 from harness.expectations import load_expectations
 from harness.outcome import ClaimOutcome, Example, status_of
 from harness.subjects import load_subject
@@ -85,8 +85,9 @@ def sample_run(
         )
         closest = min(verdicts, key=lambda v: v.margin if v.margin is not None else 0.0)  # each example's own verdict
         outcomes.append(outcome(closest, "hypothesis", None, f"test_{claim_id}_hypothesis", examples=examples))
-    layers = {n: profile(subject, None, n, [c0_factor], clean=clean) for n in range(subject.n_blocks)}
+    layers = {n: profile(subject, None, n, [c0_factor], per_prompt=True, clean=clean) for n in range(subject.n_blocks)}
     outcomes.insert(0, outcome(J.judge_c0(layers), "note", c0_factor, "test_C0_causality"))
+    outcomes += _c6(subject, list(prompts), layer, factors, expected["C6"], outcome)
     info = {
         **subject.describe(),
         "layer": layer,
@@ -99,6 +100,27 @@ def sample_run(
         "command": "python -m harness.report.sample --model " + model,
     }
     return outcomes, info
+
+
+def _c6(
+    subject: object, prompts: list[str], layer: int, factors: Sequence[float], expected: object, outcome: Callable
+) -> list[ClaimOutcome]:
+    """C6 as its test records it: not applicable without an LM head or by expectation, else judged per factor."""
+    why = None if subject.head is not None else f"{subject.name} has {subject.head_note}"
+    if why is not None or expected.verdict == J.NOT_APPLICABLE:
+        verdict = J.Verdict("C6", J.NOT_APPLICABLE, 0.0, "", why or expected.reason)
+        return [outcome(verdict, "applicability", None, "test_C6_predictions_change")]
+    clean = CleanPass(subject, prompts, predictions=True)
+
+    def measure(n: int, grid: tuple[float, ...]) -> object:
+        return profile(subject, None, n, list(grid), per_prompt=True, clean=clean, predictions=True)
+
+    prof = measure(layer, tuple(factors))
+    out = []
+    for i, factor in enumerate(prof.factors):
+        evidence = {**prediction_curves(measure, layer, subject.n_blocks, factor), "profile": prof.to_dict()}
+        out.append(outcome(J.judge_c6(prof, i), "note", factor, f"test_C6_predictions_change[{factor:g}]", evidence=evidence))
+    return out
 
 
 def _versions() -> dict[str, str]:
