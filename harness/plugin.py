@@ -294,21 +294,23 @@ def measure(pytestconfig: pytest.Config, subject, clean_pass, settings: Settings
     return run
 
 
-def progress_lines(config: pytest.Config, label: str, min_chunks: int = 20) -> Callable[[int, int], None] | None:
+def progress_lines(config: pytest.Config, label: str, after_s: float = 5.0) -> Callable[[int, int], None] | None:
     """A sweep's progress as lines on pytest's terminal (outside output capture), at every tenth of its chunks.
 
-    Corpora of fewer than `min_chunks` chunks (seconds of work) print nothing; None without a terminal.
+    Made just before the sweep starts; a sweep shorter than `after_s` seconds prints nothing. None without a terminal.
     """
+    import time
+
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None:
         return None
-    shown: set[int] = set()
+    start, shown = time.monotonic(), set()
 
     def update(done: int, total: int) -> None:
-        tenth = done * 10 // total
-        if total >= min_chunks and tenth not in shown:
+        tenth, elapsed = done * 10 // total, time.monotonic() - start
+        if elapsed >= after_s and tenth not in shown:
             shown.add(tenth)
-            reporter.write_line(f"harness: {label}: {done}/{total} chunks")
+            reporter.write_line(f"harness: {label}: {done}/{total} chunks in {elapsed:.0f} s")
 
     return update
 

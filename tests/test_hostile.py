@@ -343,3 +343,26 @@ def test_fuzzed_input_is_one_line_and_exit_2_or_a_table(content, flag, data, tmp
         if value is not None and not err.startswith("error: prompt"):
             assert flag in err or "prompts" in err or "layer" in err, (argv, err)
     assert _snapshot(folder) == before
+
+
+def test_long_sweeps_print_progress_lines_on_pytests_terminal():
+    """Row 15: a claims run on a long corpus says how far each sweep is; short sweeps print nothing."""
+    from types import SimpleNamespace
+
+    from harness.plugin import progress_lines
+
+    lines: list[str] = []
+    reporter = SimpleNamespace(write_line=lines.append)
+    config = SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=lambda name: reporter if name == "terminalreporter" else None))
+    quick = progress_lines(config, "clean pass of minilm")  # default: quiet for the first 5 s
+    for done in range(1, 41):
+        quick(done, 40)
+    assert lines == []
+    slow = progress_lines(config, "clean pass of minilm", after_s=0.0)
+    for done in range(1, 41):
+        slow(done, 40)
+    assert lines[0].startswith("harness: clean pass of minilm: 1/40 chunks in ") and lines[-1].startswith(
+        "harness: clean pass of minilm: 40/40"
+    )
+    assert len(lines) == 11  # once per tenth, and at the end
+    assert progress_lines(SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=lambda name: None)), "x") is None

@@ -63,7 +63,7 @@ class ModelWatch:
         from harness.subjects import Subject
 
         gc.collect()
-        self.before = {id(o) for o in gc.get_objects() if isinstance(o, Subject)}  # other tests' subjects in this process
+        self.before = {id(o) for o in gc.get_objects() if type(o) is Subject}  # other tests' subjects in this process
         self.previous: tuple[str, weakref.ref] | None = None
         self.seen: list[tuple[str, str, bool, int]] = []  # (previous model, new model, previous freed, Subjects alive)
 
@@ -75,7 +75,7 @@ class ModelWatch:
                 from harness.subjects import Subject
 
                 gc.collect()
-                alive = sum(isinstance(o, Subject) and id(o) not in self.before for o in gc.get_objects())
+                alive = sum(type(o) is Subject and id(o) not in self.before for o in gc.get_objects())
                 self.seen.append((self.previous[0], run.model, self.previous[1]() is None, alive))
             self.previous = (run.model, weakref.ref(run.subject))
         return (yield)
