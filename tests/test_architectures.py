@@ -246,3 +246,28 @@ def _after_final_norm(subject):
     for part in (spec.after_final_norm or "").split("."):
         module = getattr(module, part, None) if part else None
     return module
+
+
+def test_the_tiny_checkpoint_script_makes_a_model_the_loader_takes(tmp_path):
+    """scripts/tiny_checkpoint.py (the README's offline worked example) writes a checkpoint `--model DIR` loads."""
+    import subprocess
+    import sys
+
+    from harness.prompts import read_prompts, tokenize
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "tiny-neox"
+    done = subprocess.run(
+        [sys.executable, str(root / "scripts" / "tiny_checkpoint.py"), "gpt_neox", str(out), "--blocks", "2"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    subject = load_subject(str(out))
+    assert subject.n_blocks == 2 and subject.head is not None
+    assert subject.describe()["first_token"].startswith("BOS '<s>'")
+    assert tokenize(subject, read_prompts(root / "claims" / "prompts.txt")).n_unknown == 0  # its BPE spells the whole corpus
+    again = subprocess.run(
+        [sys.executable, str(root / "scripts" / "tiny_checkpoint.py"), "llama", str(out)], capture_output=True, text=True
+    )
+    assert again.returncode == 2 and "exists and is not empty" in again.stderr  # never overwrites
