@@ -449,11 +449,11 @@ def judge_c6(prof: Profile, factor_index: int = 0, *, seed: int = 0) -> Verdict:
     if aggregate and not holds:
         reason = f"holds on the aggregate but only on {share:.0%} of prompts (needs {PROMPT_SHARE:.0%}); {reason}"
     ci95, fragile, threshold = _sureness(kl, KL_MATERIAL, interval, evidence)
-    share_text = "" if share is None else f"; holds on {share:.0%} of prompts"
+    margin, share_text = _with_share(min(kl - KL_MATERIAL, TOP1_MAX - top1), aggregate, share)
     return Verdict(
         "C6",
         HOLDS if holds else REFUTED,
-        margin=_finite(min(kl - KL_MATERIAL, TOP1_MAX - top1)),
+        margin=_finite(margin),
         margin_text=f"KL = {kl:.4g} nats (needs ≥ {KL_MATERIAL:g}); top-1 agreement = {top1:.4f} (needs ≤ {TOP1_MAX:g}); "
         "margin = the smaller of KL − KL_MATERIAL and TOP1_MAX − top-1" + share_text,
         reason=reason,
@@ -653,6 +653,22 @@ def _prompt_share(prof: Profile, factor_index: int, rule: Rule) -> float | None:
     return float(np.mean([rule(d[:, p], c[:, p], a[:, p]) for p in range(d.shape[1])]))
 
 
+def _with_share(margin: float, aggregate: bool, share: float | None) -> tuple[float, str]:
+    """The verdict's margin and the margin text's tail, once the prompt share is known.
+
+    When the aggregate holds but too few prompts do, the share is what fails: the margin becomes
+    share − PROMPT_SHARE (< 0), so a margin is > 0 exactly when the claim holds.
+    """
+    if share is None:
+        return margin, ""
+    if aggregate and share < PROMPT_SHARE:
+        return share - PROMPT_SHARE, (
+            f"; holds on {share:.0%} of prompts, so margin = prompt share − PROMPT_SHARE = {share - PROMPT_SHARE:.3g} "
+            f"(the aggregate's own margin is {margin:.3g})"
+        )
+    return margin, f"; holds on {share:.0%} of prompts"
+
+
 def _per_prompt(prof: Profile, factor_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A statistic's inputs prompt by prompt: Δ, ‖H_clean‖ and Δ with the first token, each (P, S)."""
     return prof.prompt_delta[factor_index].T, prof.prompt_clean_norm.T, prof.prompt_delta_all_tokens[factor_index].T
@@ -687,7 +703,7 @@ def _verdict(
         evidence["prompt_lengths"] = list(prof.prompt_lengths)
         evidence["prompt_statistic"] = _finite_list(statistic(*_per_prompt(prof, factor_index)))
     ci95, fragile, threshold_value = _sureness(stat, threshold, interval, evidence)
-    share_text = "" if share is None else f"; holds on {share:.0%} of prompts"
+    margin, share_text = _with_share(margin, aggregate, share)
     return Verdict(
         claim,
         HOLDS if holds else REFUTED,

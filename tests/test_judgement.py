@@ -124,6 +124,7 @@ def test_prompt_share_refutes_an_aggregate_that_hides_most_prompts():
     prompts = np.array([good, bad, bad, bad]).T  # (S, P): only one prompt in four grows
     verdict = judge_c3(make([0, 0, 0, 10, 12, 16, 22, 15], prompts=prompts))
     assert verdict.evidence["aggregate_holds"] is True and verdict.evidence["prompt_share"] == pytest.approx(0.25)
+    assert verdict.margin == pytest.approx(0.25 - PROMPT_SHARE) and "margin = prompt share − PROMPT_SHARE" in verdict.margin_text
     assert verdict.verdict == REFUTED and f"{PROMPT_SHARE:.0%}" in verdict.reason
 
 

@@ -64,7 +64,7 @@ def test_both_tests_on_the_aggregate_and_the_prompt_share(kl, top1, verdict, wor
     v = judge_c6(make(kl, top1, [10, 10, 10, 10]))
     assert v.verdict == verdict and words in v.reason
     assert v.statistic == pytest.approx(np.mean(kl)) and v.threshold == KL_MATERIAL
-    assert (v.margin > 0) == (verdict == HOLDS or "only on" in words)
+    assert (v.margin > 0) == (verdict == HOLDS)  # a failing prompt share makes the margin its own shortfall
 
 
 def test_interval_is_the_position_weighted_kl_of_resampled_corpora():
