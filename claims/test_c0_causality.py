@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import CleanPass, profile
-from harness.checks import drawn_factors, note_factors
+from harness import CleanPass
+from harness.checks import drawn_factors, note_factors, profiles
 from harness.judgement import judge_c0
 
 pytestmark = pytest.mark.claim("C0")
@@ -20,32 +20,15 @@ C0_PROMPTS = 8
 
 @pytest.fixture(scope="module")
 def c0_profiles(subject, prompts, settings):
-    """block n -> profile of the note's factors with block n scaled, on the first C0_PROMPTS prompts."""
-    clean = CleanPass(subject, prompts[:C0_PROMPTS], settings.memory_budget_mb)
-    cache = {}
-
-    def run(layer, factors):
-        key = (layer, tuple(factors))
-        if key not in cache:
-            cache[key] = profile(
-                subject,
-                None,
-                layer,
-                factors,
-                per_prompt=True,  # the interval resamples these prompts jointly across the blocks
-                clean=clean,
-                memory_budget_mb=settings.memory_budget_mb,
-                factor_batch=settings.factor_batch,
-            )
-        return cache[key]
-
-    return run
+    """(block n, factors) -> profile with block n scaled, per prompt (the interval resamples these prompts jointly
+    across the blocks), on the first C0_PROMPTS prompts."""
+    return profiles(subject, lambda: CleanPass(subject, prompts[:C0_PROMPTS], settings.memory_budget_mb), settings)
 
 
 @pytest.mark.parametrize("factor", note_factors())
 def test_C0_causality_across_depth(factor, subject, c0_profiles, claim_check, settings):
-    profiles = {layer: c0_profiles(layer, (factor,)) for layer in range(subject.n_blocks)}
-    claim_check.note(judge_c0(profiles, dtype=settings.dtype, seed=claim_check.seed), factor=factor, profile=None)
+    by_block = {layer: c0_profiles(layer, (factor,)) for layer in range(subject.n_blocks)}
+    claim_check.note(judge_c0(by_block, dtype=settings.dtype, seed=claim_check.seed), factor=factor, profile=None)
 
 
 def test_C0_causality_across_depth_drawn(subject, c0_profiles, claim_check, settings):

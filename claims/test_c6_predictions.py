@@ -13,8 +13,8 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given
 
-from harness import CleanPass, profile
-from harness.checks import drawn_factors, note_factors, prediction_curves
+from harness import CleanPass
+from harness.checks import drawn_factors, note_factors, prediction_curves, profiles
 from harness.judgement import judge_c6
 
 
@@ -28,30 +28,15 @@ pytestmark = pytest.mark.claim("C6", applies=has_head)
 
 @pytest.fixture(scope="module")
 def predicting(subject, tokens, settings) -> Callable:
-    """predicting(layer, factors) -> Profile with predictions, per prompt, cached; the clean pass is made on first use."""
-    made: dict[str, object] = {}
-    cache: dict[tuple[int, tuple[float, ...]], object] = {}
-
-    def run(layer: int, factors: tuple[float, ...]):
-        if "clean" not in made:  # not before claim_check has skipped a subject without a head
-            made["clean"] = CleanPass(subject, tokens, settings.memory_budget_mb, predictions=True)
-        key = (layer, tuple(factors))
-        if key not in cache:
-            cache[key] = profile(
-                subject,
-                None,
-                layer,
-                list(factors),
-                per_prompt=True,
-                clean=made["clean"],
-                memory_budget_mb=settings.memory_budget_mb,
-                factor_batch=settings.factor_batch,
-                predictions=True,
-                include_first_token=settings.include_first_token,
-            )
-        return cache[key]
-
-    return run
+    """predicting(layer, factors) -> Profile with predictions, per prompt, cached; the clean pass is made on first use
+    (never before claim_check has skipped a subject without a head)."""
+    return profiles(
+        subject,
+        lambda: CleanPass(subject, tokens, settings.memory_budget_mb, predictions=True),
+        settings,
+        predictions=True,
+        include_first_token=settings.include_first_token,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ over drawn factors, keeping every example tried with its own verdict.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -159,6 +159,40 @@ def token_norms(prof: object) -> dict[str, object]:
         "first_token_norm": [float(v) for v in prof.first_token_norm],
         "other_token_norm": [float(v) for v in prof.other_token_norm],
     }
+
+
+def profiles(
+    subject: object, clean: Callable[[], object], settings: Settings, **options: object
+) -> Callable[[int, Sequence[float]], object]:
+    """measure(layer, factors) -> Profile over `clean()`'s corpus, per prompt, cached by (layer, factors).
+
+    `clean` makes the clean pass (harness.CleanPass) on the first measurement, so a module whose
+    claim is skipped never runs it; `options` go to harness.profile (predictions=True, ...).
+    """
+    from harness import profile
+
+    made: list[object] = []
+    cache: dict[tuple[int, tuple[float, ...]], object] = {}
+
+    def measure(layer: int, factors: Sequence[float]) -> object:
+        key = (layer, tuple(factors))
+        if key not in cache:
+            if not made:
+                made.append(clean())
+            cache[key] = profile(
+                subject,
+                None,
+                layer,
+                list(factors),
+                per_prompt=True,
+                clean=made[0],
+                memory_budget_mb=settings.memory_budget_mb,
+                factor_batch=settings.factor_batch,
+                **options,
+            )
+        return cache[key]
+
+    return measure
 
 
 # C6's evidence grid: 0.5, 0.6, …, 1.5, factor 1 and the band's edges included (the document contract)
