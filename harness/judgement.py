@@ -439,29 +439,24 @@ def judge_c6(prof: Profile, factor_index: int = 0, *, seed: int = 0) -> Verdict:
             prompt_top1_agreement=_finite_list(per_top1),
         )
     evidence.update(prompt_share=share, prompt_share_needed=PROMPT_SHARE)
-    holds = aggregate and (share is None or share >= PROMPT_SHARE)
     if kl < KL_MATERIAL:
         reason = f"the predictions barely move: KL {kl:.3g} nats per token (needs ≥ {KL_MATERIAL:g})"
     elif top1 > TOP1_MAX:
         reason = f"the distribution moves (KL {kl:.3g} nats) but {top1:.1%} of the top-1 predictions stay (needs ≤ {TOP1_MAX:.0%})"
     else:
         reason = f"KL {kl:.3g} nats per token and {1 - top1:.1%} of the top-1 predictions change"
-    if aggregate and not holds:
-        reason = f"holds on the aggregate but only on {share:.0%} of prompts (needs {PROMPT_SHARE:.0%}); {reason}"
-    ci95, fragile, threshold = _sureness(kl, KL_MATERIAL, interval, evidence)
-    margin, share_text = _with_share(min(kl - KL_MATERIAL, TOP1_MAX - top1), aggregate, share)
-    return Verdict(
+    return _decided(
         "C6",
-        HOLDS if holds else REFUTED,
-        margin=_finite(margin),
+        aggregate,
+        share,
+        stat=kl,
+        threshold=KL_MATERIAL,
+        interval=interval,
+        margin=min(kl - KL_MATERIAL, TOP1_MAX - top1),
         margin_text=f"KL = {kl:.4g} nats (needs ≥ {KL_MATERIAL:g}); top-1 agreement = {top1:.4f} (needs ≤ {TOP1_MAX:g}); "
-        "margin = the smaller of KL − KL_MATERIAL and TOP1_MAX − top-1" + share_text,
+        "margin = the smaller of KL − KL_MATERIAL and TOP1_MAX − top-1",
         reason=reason,
         evidence=evidence,
-        statistic=_finite(kl),
-        threshold=threshold,
-        ci95=ci95,
-        fragile=fragile,
     )
 
 
@@ -691,9 +686,6 @@ def _verdict(
     """The verdict of `rule` on the aggregate and the prompts, with `statistic`'s value, interval and fragility."""
     aggregate = rule(*_aggregate(prof, factor_index))
     share = _prompt_share(prof, factor_index, rule)
-    holds = aggregate and (share is None or share >= PROMPT_SHARE)
-    if aggregate and not holds:
-        reason = f"holds on the aggregate but only on {share:.0%} of prompts (needs {PROMPT_SHARE:.0%}); {reason}"
     evidence = {**evidence, "aggregate_holds": aggregate, "prompt_share": share, "prompt_share_needed": PROMPT_SHARE}
     stat = float(statistic(*_aggregate(prof, factor_index)))
     interval = None
@@ -702,6 +694,38 @@ def _verdict(
         interval = prompt_bootstrap(statistic, parts, seed=seed)
         evidence["prompt_lengths"] = list(prof.prompt_lengths)
         evidence["prompt_statistic"] = _finite_list(statistic(*_per_prompt(prof, factor_index)))
+    return _decided(
+        claim,
+        aggregate,
+        share,
+        stat=stat,
+        threshold=threshold,
+        interval=interval,
+        margin=margin,
+        margin_text=margin_text,
+        reason=reason,
+        evidence=evidence,
+    )
+
+
+def _decided(
+    claim: str,
+    aggregate: bool,
+    share: float | None,
+    *,
+    stat: float,
+    threshold: float | tuple[float, float],
+    interval: Interval | None,
+    margin: float,
+    margin_text: str,
+    reason: str,
+    evidence: dict,
+) -> Verdict:
+    """The verdict of a rule that held (or not) on the aggregate and on `share` of the prompts (None: not judged
+    per prompt): it holds on both or not at all; with the statistic's interval, fragility and the share's margin."""
+    holds = aggregate and (share is None or share >= PROMPT_SHARE)
+    if aggregate and not holds:
+        reason = f"holds on the aggregate but only on {share:.0%} of prompts (needs {PROMPT_SHARE:.0%}); {reason}"
     ci95, fragile, threshold_value = _sureness(stat, threshold, interval, evidence)
     margin, share_text = _with_share(margin, aggregate, share)
     return Verdict(

@@ -86,8 +86,8 @@ def run(options: argparse.Namespace) -> int:
     try:
         out = Path(options.output)
         check_report_path(out, f"-o {options.output!r}")
-        twin = out.with_suffix(".json").resolve()
-        if any(Path(p).resolve() == twin for p in options.reports):
+        out_json = out.with_suffix(".json").resolve()
+        if any(Path(p).resolve() == out_json for p in options.reports):
             raise InputError(
                 f"-o {options.output!r} would write its JSON twin over the input {str(out.with_suffix('.json'))!r}: "
                 "give the merged page another name, e.g. 'merged.html'."

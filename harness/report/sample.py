@@ -20,9 +20,10 @@ from pathlib import Path
 
 from harness import CleanPass, profile
 from harness import judgement as J
-from harness.checks import prediction_curves, token_norms
+from harness.checks import prediction_curves, profiles, token_norms
 from harness.expectations import load_expectations
 from harness.outcome import ClaimOutcome, Example, status_of
+from harness.settings import Settings
 from harness.subjects import load_subject
 
 SAMPLE_PROMPTS = (
@@ -110,11 +111,7 @@ def _c6(
     if why is not None or expected.verdict == J.NOT_APPLICABLE:
         verdict = J.Verdict("C6", J.NOT_APPLICABLE, 0.0, "", why or expected.reason)
         return [outcome(verdict, "applicability", None, "test_C6_predictions_change")]
-    clean = CleanPass(subject, prompts, predictions=True)
-
-    def measure(n: int, grid: tuple[float, ...]) -> object:
-        return profile(subject, None, n, list(grid), per_prompt=True, clean=clean, predictions=True)
-
+    measure = profiles(subject, lambda: CleanPass(subject, prompts, predictions=True), Settings(), predictions=True)
     prof = measure(layer, tuple(factors))
     out = []
     for i, factor in enumerate(prof.factors):
