@@ -11,7 +11,7 @@ as Δ (--include-first-token counts each prompt's first). Without a head they ar
 
 The measurement flags are made from `harness.settings.Settings` (one per field, same name, help
 and default). Bad input prints one line naming the value, the flag and what is allowed, and exits
-2; no traceback. A value that starts with '-' (`--factor -0.5`, `--factor -inf`) is a value.
+2; Ctrl-C prints one line and exits 130; no traceback. A value that starts with '-' (`--factor -0.5`, `--factor -inf`) is a value.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from harness.errors import HarnessError, InputError
+from harness.errors import INTERRUPTED_EXIT, HarnessError, InputError
 from harness.report import merge
 from harness.settings import CLI, Settings, load_subject_for, options
 
@@ -37,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, and the shell's code for SIGINT
+        print("interrupted (Ctrl-C): stopped before the result was printed; nothing was written.", file=sys.stderr)
+        return INTERRUPTED_EXIT
 
 
 class _Parser(argparse.ArgumentParser):

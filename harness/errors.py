@@ -22,3 +22,6 @@ class SubjectLoadError(HarnessError):
 
 class InputError(HarnessError, ValueError):
     """A bad argument: a factor, a layer, a prompt, a device or a dtype outside what is allowed."""
+
+
+INTERRUPTED_EXIT = 130  # the exit code after Ctrl-C at a boundary, as a shell reports SIGINT (128 + 2)

@@ -64,18 +64,24 @@ def load_expectations(path: Path, model: str, layer: int = NOTE_LAYER, *, judged
     table = read_table(path)
     section = table.get(model, {})
     key = layer_key(layer)
-    if judged is not None and layer != judged and not (key is not None and key in section):
+    at_layer = key is not None and key in section
+    if judged is not None and layer != judged and not at_layer:
         why = f"layer map: block {layer} is not the judged layer {judged} and [{model}] has no {key or 'layer'} section"
         return {claim: Expectation(FINDING, why, "the layer map") for claim in CLAIMS}
-    if model not in table:
+    own = {claim: entry for claim, entry in section.items() if not _LAYER_KEY.match(claim)}  # the note's layer's entries
+    if not own:  # no section, or only other layers' (`[M.layer-4]` alone): at this layer the note is all there is
         found = f"{path.name} has no [{model}] section: measured, not judged (--update-expectations records it)"
-        return {
+        if section:
+            others = ", ".join(f"[{model}.{key}]" for key in section)
+            found = f"{path.name} has no entries for {model} at block {layer}, only {others}: measured, not judged"
+        out = {
             claim: Expectation(FINDING, found, "no section") if meta.empirical else Expectation(HOLDS, "the note's claim; structural")
             for claim, meta in CLAIMS.items()
         }
-    out = {claim: Expectation(HOLDS, "the note's claim, as stated") for claim in CLAIMS}
-    layers = [(section, f"[{model}]")]
-    if key is not None and key in section:
+    else:
+        out = {claim: Expectation(HOLDS, "the note's claim, as stated") for claim in CLAIMS}
+    layers = [(own, f"[{model}]")]
+    if at_layer:
         layers.append((section[key], f"[{model}.{key}]"))
     for entries, where in layers:
         for claim, entry in entries.items():
@@ -175,6 +181,7 @@ def read_table(path: Path) -> dict[str, dict]:
         for key, value in section.items():
             match = _LAYER_KEY.match(key)
             if match and isinstance(value, dict):
+                _check_layer_key(path, model, key, int(match.group(1)))
                 for claim, entry in value.items():
                     _claim_entry(path, f"{model}.{key}", claim, entry)
             else:
@@ -183,6 +190,19 @@ def read_table(path: Path) -> dict[str, dict]:
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _check_layer_key(path: Path, model: str, key: str, layer: int) -> None:
+    """A layer's sub-section is named as layer_key(layer) names it; any other spelling would never be read."""
+    if layer_key(layer) is None:
+        raise InputError(
+            f"{path}: [{model}.{key}] is block {layer}, the note's layer, whose expectations are [{model}]'s own: "
+            f"move its entries into [{model}]."
+        )
+    if key != layer_key(layer):
+        raise InputError(
+            f"{path}: [{model}.{key}] would never be read: write the layer without leading zeros, [{model}.{layer_key(layer)}]."
+        )
 
 
 def _claim_entry(path: Path, where: str, claim: str, entry: object) -> None:

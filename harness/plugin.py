@@ -83,6 +83,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[SETTINGS] = runs[0].settings
         if names_claims(config):
             _check_files(config)
+            if hasattr(config.hook, "pytest_claim_inputs"):  # the report plugin is there to refuse a path over an input
+                config.hook.pytest_claim_inputs(config=config, inputs=_inputs(config))
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -388,6 +390,19 @@ def _check_files(config: pytest.Config) -> None:
         config.stash[TEXTS] = read_prompts(corpus)
     except OSError as exc:
         raise HarnessError(f"prompts file {str(corpus)!r} cannot be read ({exc.strerror or exc}): give a readable text file.") from exc
+
+
+def _inputs(config: pytest.Config) -> list[tuple[str, Path]]:
+    """Every file the run reads, as (what, path): the expectations file, the corpus, each model directory's files."""
+    settings = config.stash[SETTINGS]
+    corpus = settings.prompts or claims_dir(config) / "prompts.txt"
+    found = [(f"the expectations file {str(config.stash[EXPECTATIONS])!r}", config.stash[EXPECTATIONS])]
+    found.append((f"the prompts file {str(corpus)!r}", Path(corpus)))
+    for run in config.stash[RUNS]:
+        folder = Path(run.model).expanduser()
+        if folder.is_dir():  # a checkpoint: config.json, the weights, the tokenizer's files
+            found += [(f"{p.name!r} of the model {run.model!r}", p) for p in sorted(folder.iterdir()) if p.is_file()]
+    return found
 
 
 def _load(config: pytest.Config) -> None:

@@ -25,17 +25,21 @@ Hooks (harness.suite.SuiteHooks): run information for the header comes from
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.errors import InputError
+from harness.errors import INTERRUPTED_EXIT, InputError
 from harness.outcome import NOT_RUN, PROPERTY, ClaimOutcome, OutcomeError
 from harness.report.outcomes import ItemResult, build_document, check_travels, claim_of
-from harness.report.write import check_report_path, json_path_for, write_document
+from harness.report.write import check_not_inputs, check_report_path, json_path_for, write_document
 from harness.suite import MODEL_PROPERTY, SuiteHooks, in_claims, names_claims
 
 DEFAULT_REPORT = "reports/claims.html"
@@ -123,6 +127,7 @@ class ClaimReport:
         self.kept: str | None = None  # why an earlier report was left in place
         self.start_error: str | None = None  # why the session stopped before any test (e.g. the model did not load)
         self.models: dict[str, dict] = {}  # model -> its run info as a test (on whichever worker) carried it
+        self.interrupted: str | None = None  # how a Ctrl-C while writing the report ended (the run then exits 130)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_sessionstart(self, session: pytest.Session) -> object:
@@ -130,6 +135,19 @@ class ClaimReport:
             return (yield)
         except BaseException as exc:
             self.start_error = f"{type(exc).__name__}: {exc}"
+            raise
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_claim_inputs(self, config: pytest.Config, inputs: list) -> None:
+        """Refuse a report pair that would be written over a file the run reads (then nothing is written at the end)."""
+        if self.html_path is None:
+            return
+        given = config.getoption("report")
+        label = f"--report {given!r}" if given is not None else f"report path {str(self.html_path)!r}"
+        try:
+            check_not_inputs(self.html_path, inputs, label)
+        except InputError:
+            self.html_path = None
             raise
 
     # -- collection --------------------------------------------------------------------------
@@ -185,10 +203,13 @@ class ClaimReport:
                 self.kept = f"kept {self.html_path} from an earlier run: this run measured no claim"
         if any(i.problems for i in self.items.values()) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a claim outcome that could not be read is a failure
+        if self.interrupted:
+            session.exitstatus = INTERRUPTED_EXIT
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.written:
-            terminalreporter.write_line(f"claim report: {self.written[0]} (numbers: {self.written[1].name})")
+            done = f"; {self.interrupted}" if self.interrupted else ""
+            terminalreporter.write_line(f"claim report: {self.written[0]} (numbers: {self.written[1].name}){done}")
         elif self.write_error:
             terminalreporter.write_line(f"claim report NOT written: {self.write_error}", red=True)
         elif self.kept:
@@ -203,13 +224,26 @@ class ClaimReport:
             "collection_errors": self.collection_errors,
         }
         try:
-            doc = build_document(list(self.items.values()), self._run_info(), session)
-            self.written = write_document(doc, self.html_path)
+            with _interrupt_deferred(self._say) as pressed:
+                doc = build_document(list(self.items.values()), self._run_info(), session)
+                self.written = write_document(doc, self.html_path)
+            if pressed:
+                self.interrupted = "interrupted (Ctrl-C) while writing the report; it was finished first"
+        except KeyboardInterrupt:  # the second Ctrl-C: write_document has put the pair back as it was
+            kept = f"kept {self.html_path} from an earlier run" if self.html_path.exists() else "no report was written"
+            self.interrupted = self.write_error = f"interrupted (Ctrl-C) while writing the report: {kept}"
         except Exception as exc:  # say so at the end of the run; the traceback helps fix the renderer
             self.write_error = f"{type(exc).__name__}: {exc} (while writing {self.html_path} / {json_path_for(self.html_path).name})"
             import traceback
 
             traceback.print_exc(file=sys.stderr)
+
+    def _say(self, line: str) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line, yellow=True)
+        else:
+            sys.stderr.write(line + "\n")
 
     def _measured(self) -> bool:
         """Whether any claim test ran (or a claims module failed to collect, which the report shows)."""
@@ -254,6 +288,28 @@ class ClaimReport:
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _interrupt_deferred(say: Callable[[str], None]) -> Iterator[list[int]]:
+    """Inside, a first Ctrl-C is noted in the yielded list and the report is still written; a second raises
+    KeyboardInterrupt (write_document then keeps the old pair). Outside the main thread signals cannot be caught."""
+    pressed: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed
+        return
+
+    def noted(signum: int, frame: object) -> None:
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(signum)
+        say("claim report: Ctrl-C: finishing the report of the tests that ran first; Ctrl-C again to stop without it")
+
+    previous = signal.signal(signal.SIGINT, noted)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _stopped(value: object) -> bool:

@@ -31,10 +31,10 @@ table.layermap th.note { outline: 2px solid #1f2328; }
 dl.run { display: grid; grid-template-columns: max-content 1fr; gap: 2px 1em; margin: .5em 0; }
 dl.run dt { font-weight: 600; } dl.run dd { margin: 0; font-family: ui-monospace, monospace; font-size: 12.5px; overflow-wrap: anywhere; }
 .models { margin: .2em 0; }
-.status { display: inline-block; padding: 0 .5em; border-radius: 3px; color: #fff; font-weight: 600; white-space: nowrap; font-size: 12.5px; }
-.st-holds { background: #1a7f37; } .st-refuted { background: #cf222e; } .st-refuted-as-expected { background: #6e7781; }
-.st-unexpected-pass { background: #bf8700; } .st-not-applicable { background: #8c959f; } .st-error { background: #8250df; }
-.st-not-run, .st-not-measured { background: #ffffff; color: #57606a; border: 1px dashed #57606a; }
+.status { display: inline-block; padding: 0 .5em; border-radius: 3px; border: 1px solid #57606a; background: #57606a; color: #fff; font-weight: 600; white-space: nowrap; font-size: 12.5px; }
+{% for class, (background, text, border) in status_styles %}.{{ class }} { background: {{ background }}; color: {{ text }}; border-color: {{ border }}; }
+{% endfor %}
+.st-not-run, .st-not-measured { border-style: dashed; }
 .fragile { display: inline-block; padding: 0 .4em; border-radius: 3px; border: 1.5px solid #bf8700; color: #7d4e00; font-weight: 600; font-size: 12px; }
 .derived { display: inline-block; padding: 0 .4em; border-radius: 3px; border: 1px solid #8250df; color: #6639ba; font-size: 12px; font-weight: 600; }
 figure { margin: .5em 0; } figcaption { font-size: 12px; color: #57606a; }

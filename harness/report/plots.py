@@ -113,7 +113,7 @@ def overview(series: Sequence[dict], relative_depth: bool = False) -> Figure:
         else:
             _site_axis(ax, series[0]["sites"], None)
     axes[0].set_ylabel("Δ = ‖H_clean − H_scaled‖_F")
-    axes[0].legend(fontsize=7)
+    _legend(fig, axes[0], fontsize=7)
     return fig
 
 
@@ -152,7 +152,7 @@ def near_layer(series: Sequence[dict], threshold: float | None = None, threshold
         if series[0].get("layer_x") is not None:
             ax.axvline(series[0]["layer_x"], color="#6e7781", lw=0.8, ls=":")
     ax.set_ylabel("relative Δ = Δ / ‖H_clean‖")
-    ax.legend(fontsize=7)
+    _legend(fig, ax, fontsize=7)
     return fig
 
 
@@ -242,7 +242,7 @@ def first_token_by_length(series: Sequence[dict], predicted: Sequence[dict] = ()
     ax.set_yscale("log")
     ax.set_xlabel("prompt length (tokens)")
     ax.set_ylabel("Δ with / without first token")
-    ax.legend(fontsize=6.5, loc="center right")
+    _legend(fig, ax, fontsize=6.5, loc="center right")
     return fig
 
 
@@ -279,8 +279,8 @@ def predictions(dose: Sequence[dict], by_layer: Sequence[dict]) -> Figure:
         axes[2].set_xlabel("scaled block")
         axes[2].set_ylabel("KL, nats")
         axes[2].set_title("KL against the scaled block")
-        axes[2].legend(fontsize=7)
-    axes[0].legend(fontsize=7)
+        _legend(fig, axes[2], fontsize=7)
+    _legend(fig, axes[0], fontsize=7)
     return fig
 
 
@@ -332,6 +332,25 @@ def _colours(labels: Sequence[str]) -> dict[str, str]:
 
 def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
+
+
+LEGEND_INSIDE = 6  # entries a legend may hold inside its axes; more go below the plot, which grows to hold them
+
+
+def _legend(fig: Figure, ax, fontsize: float, loc: str = "best") -> None:
+    """`ax`'s legend: inside it when short, else under the figure in as many columns as fit, the figure made taller
+    by the legend's height, so the plot keeps its size however many models and layers there are."""
+    entries = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))  # label -> handle, each label once
+    labels, handles = list(entries), list(entries.values())
+    if len(labels) <= LEGEND_INSIDE:
+        ax.legend(handles, labels, fontsize=fontsize, loc=loc)
+        return
+    point = 1 / 72  # inches
+    entry = max(len(label) for label in labels) * 0.55 * fontsize * point + 0.45  # text at ~0.55 em per character, and the marker
+    columns = max(1, min(len(labels), int(fig.get_figwidth() // entry)))
+    rows = -(-len(labels) // columns)
+    fig.set_figheight(fig.get_figheight() + rows * 1.35 * fontsize * point + 0.15)
+    fig.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize=fontsize, frameon=False)
 
 
 def _site_axis(ax, sites: Sequence[str], layer: int | None) -> None:

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
+from harness import outcome
 from harness.judgement import CLAIMS
-from harness.outcome import STATUSES
 from harness.report import plots
 from harness.report.page import PAGE
 
@@ -40,6 +41,21 @@ SHOWN_VALUES = 50
 SHOWN_LIST_VALUES = 12
 # How a rule compares its statistic with its threshold, in words (Claim.needs).
 NEEDS = {"<=": "≤", ">=": "≥", ">": ">", "<": "<"}
+# Each status's badge as (background, text, border), drawn with the class css_class(status). Judged statuses are
+# solid; findings (measured, never failing) are pale with their verdict's colour, so they read apart from a judgement.
+NOT_MEASURED = "not measured"  # a layer-map cell without an item
+STATUS_STYLES = {
+    outcome.ERROR: ("#8250df", "#ffffff", "#8250df"),
+    outcome.REFUTED_STATUS: ("#cf222e", "#ffffff", "#cf222e"),
+    outcome.UNEXPECTED_PASS: ("#bf8700", "#ffffff", "#bf8700"),
+    outcome.NOT_RUN: ("#ffffff", "#57606a", "#57606a"),
+    outcome.REFUTED_AS_EXPECTED: ("#6e7781", "#ffffff", "#6e7781"),
+    outcome.HOLDS_STATUS: ("#1a7f37", "#ffffff", "#1a7f37"),
+    outcome.FINDING_REFUTED: ("#ffebe9", "#a40e26", "#cf222e"),
+    outcome.FINDING_HOLDS: ("#dafbe1", "#116329", "#1a7f37"),
+    outcome.NOT_APPLICABLE_STATUS: ("#8c959f", "#ffffff", "#8c959f"),
+    NOT_MEASURED: ("#ffffff", "#57606a", "#57606a"),
+}
 # Evidence keys drawn as their own tables or figures, not as rows of the evidence table.
 _OWN_TABLES = ("profile", "token_norms", "dose_response", "kl_by_layer")
 
@@ -48,12 +64,13 @@ def render_html(doc: dict) -> str:
     """The page for `doc`; see the module docstring."""
     env = Environment(autoescape=True, undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = fmt
-    env.filters["css"] = lambda status: "st-" + str(status).replace(" ", "-")
+    env.filters["css"] = css_class
     run = doc.get("run") or {}
     models = _models(run, doc)
     several = len(models) > 1
     return env.from_string(PAGE).render(
         doc=doc,
+        status_styles=[(css_class(status), style) for status, style in STATUS_STYLES.items()],
         header=_header(run),
         models=models,
         title=", ".join(str(m.get("model", "unknown model")) for m in models) or "unknown model",
@@ -63,6 +80,11 @@ def render_html(doc: dict) -> str:
         layer_maps=_layer_maps(doc.get("layer_map")),
         claims=[_claim_view(claim, models=models, several=several) for claim in doc["claims"]],
     )
+
+
+def css_class(status: object) -> str:
+    """The badge class of a status: 'finding: holds' -> 'st-finding-holds' (letters, digits and '-' only)."""
+    return "st-" + (re.sub(r"[^a-z0-9]+", "-", str(status).lower()).strip("-") or "unknown")
 
 
 def fmt(value: object) -> str:
@@ -190,7 +212,7 @@ def _model_of(item: dict, models: list[dict]) -> object:
 
 def _deciding(cid: str, group: list[dict]) -> dict:
     """The item whose status is the group's (the most serious); ties: the smallest margin. As a matrix cell."""
-    status = min((i["status"] for i in group), key=lambda s: STATUSES.index(s) if s in STATUSES else 0)
+    status = min((i["status"] for i in group), key=lambda s: outcome.STATUSES.index(s) if s in outcome.STATUSES else 0)
     tied = [i for i in group if i["status"] == status]
     item = min(tied, key=lambda i: i["margin"] if isinstance(i.get("margin"), int | float) else math.inf)
     meta = CLAIMS.get(cid)
@@ -307,7 +329,7 @@ def _layer_maps(layer_map: object) -> list[dict]:
             for k, _layer in enumerate(layers):
                 margin = margins[k] if k < len(margins) else None
                 status = statuses[k] if k < len(statuses) else None
-                cells.append({"text": short(margin), "status": status or "not measured", "style": _margin_colour(margin, scale)})
+                cells.append({"text": short(margin), "status": status or NOT_MEASURED, "style": _margin_colour(margin, scale)})
             rows.append({"claim": cid, "cells": cells})
         out.append({"model": model, "layers": layers, "note_layer": data.get("note_layer"), "rows": rows})
     return out
@@ -356,7 +378,8 @@ def _claim_view(claim: dict, models: list[dict] | None = None, several: bool = F
             tables.append(_matrix_table(ev))
         tables += _prediction_tables(item)
     meta = CLAIMS.get(cid)
-    figure = _claim_figure(cid, items, thresholds, dtype, several)
+    layered = len({i.get("layer") for i in items if isinstance(i.get("layer"), int)}) > 1  # a layer map: say each row's block
+    figure = _claim_figure(cid, items, thresholds, dtype, several, layered)
     return {
         **claim,
         "anchor": f"claim-{cid}",
@@ -364,7 +387,7 @@ def _claim_view(claim: dict, models: list[dict] | None = None, several: bool = F
         "threshold_rows": [(name, _threshold_value(value, dtype)) for name, value in thresholds.items()],
         "derived": _derived(cid),
         "statistic_name": meta.statistic if meta else "",
-        "item_views": [_item_view(i, cid, several) for i in items],
+        "item_views": [_item_view(i, cid, several, layered) for i in items],
         "figures": [figure] if figure else [],
         "tables": tables,
     }
@@ -376,10 +399,8 @@ def _threshold_value(value: object, dtype: str) -> str:
     return fmt(value)
 
 
-def _item_view(item: dict, cid: str, several: bool) -> dict:
-    label = _item_label(item)
-    if several and item.get("model"):
-        label = f"{item['model']}, {label}"
+def _item_view(item: dict, cid: str, several: bool, layered: bool = False) -> dict:
+    label = _who(item, several, layered) + _item_label(item)
     meta = CLAIMS.get(cid)
     evidence = item.get("evidence") if isinstance(item.get("evidence"), dict) else {}
     bounds = evidence.get("threshold_bounds") or _rule_bounds(item.get("thresholds") or {})
@@ -403,15 +424,17 @@ def _draw(draw: Callable[[], str]) -> Markup:
         return Markup("<p class='plot-error'>{}</p>").format(f"plot failed: {type(exc).__name__}: {exc}")
 
 
-def _claim_figure(cid: str, items: list[dict], thresholds: dict, dtype: str, several: bool) -> tuple[str, Markup] | None:
+def _claim_figure(
+    cid: str, items: list[dict], thresholds: dict, dtype: str, several: bool, layered: bool = False
+) -> tuple[str, Markup] | None:
     """The one figure that makes a claim's point, as (caption, svg), or None when its data is absent."""
     measured = [i for i in items if isinstance(i.get("evidence"), dict)]
     if cid in ("C1", "C2"):
-        return _near_layer_figure(cid, measured, thresholds, dtype, several)
+        return _near_layer_figure(cid, measured, thresholds, dtype, several, layered)
     if cid in ("C3", "C4"):
         groups = [
             {
-                "label": _group_label(i, several),
+                "label": _group_label(i, several, layered),
                 "values": i["evidence"]["prompt_statistic"],
                 "statistic": i.get("statistic"),
                 "ci95": i.get("ci95"),
@@ -435,7 +458,7 @@ def _claim_figure(cid: str, items: list[dict], thresholds: dict, dtype: str, sev
         )
         return caption, _draw(lambda: plots.prompt_distribution(groups, bounds=bounds, xlabel=name, needs=needs, key=f"{cid}-prompts"))
     if cid == "C5":
-        return _c5_figure(measured, thresholds, several)
+        return _c5_figure(measured, thresholds, several, layered)
     if cid == "C6":
         return _c6_figure(measured, several)
     c0 = [i for i in measured if "layers" in i["evidence"] and "delta" in i["evidence"]]
@@ -446,14 +469,25 @@ def _claim_figure(cid: str, items: list[dict], thresholds: dict, dtype: str, sev
     return None
 
 
-def _group_label(item: dict, several: bool) -> str:
+def _group_label(item: dict, several: bool, layered: bool = False) -> str:
     label = _item_label(item) if item.get("source") != "hypothesis" else "hypothesis (closest example)"
-    return f"{item.get('model')}, {label}" if several and item.get("model") else label
+    return _who(item, several, layered) + label
 
 
-def _near_layer_figure(cid: str, items: list[dict], thresholds: dict, dtype: str, several: bool) -> tuple[str, Markup] | None:
+def _who(item: dict, several: bool, layered: bool) -> str:
+    """What tells an item's row apart from its claim's others: 'minilm, ' with several models, 'block 3, ' in a layer map."""
+    parts = [str(item["model"])] if several and item.get("model") else []
+    if layered and isinstance(item.get("layer"), int):
+        parts.append(f"block {item['layer']}")
+    return "".join(f"{p}, " for p in parts)
+
+
+def _near_layer_figure(
+    cid: str, items: list[dict], thresholds: dict, dtype: str, several: bool, layered: bool = False
+) -> tuple[str, Markup] | None:
     """C1/C2: relative Δ from the embedding to one site past the scaled block, with the rule's threshold."""
     series, labels = [], []
+    offsets = several or layered  # sites counted from each profile's own scaled block
     for label, prof in _profiles(items):
         at = prof["sites"].index(f"block.{prof['layer']}") if f"block.{prof.get('layer')}" in prof["sites"] else None
         if at is None:
@@ -462,9 +496,9 @@ def _near_layer_figure(cid: str, items: list[dict], thresholds: dict, dtype: str
         labels.append(label)
         for f, factor in enumerate(prof["factors"]):
             values = prof["relative_delta"][f][:end]
-            x = [k - at for k in range(end)] if several else list(range(end))
-            name = f"{prof.get('model')}, factor {factor:g}" if several else f"factor {factor:g}"
-            series.append({"label": name, "sites": prof["sites"][:end], "x": x, "values": values, "layer_x": 0 if several else at})
+            x = [k - at for k in range(end)] if offsets else list(range(end))
+            name = _who({"model": prof.get("model"), "layer": prof.get("layer")}, several, layered) + f"factor {factor:g}"
+            series.append({"label": name, "sites": prof["sites"][:end], "x": x, "values": values, "layer_x": 0 if offsets else at})
     if not series:
         return None
     if cid == "C1":
@@ -477,11 +511,11 @@ def _near_layer_figure(cid: str, items: list[dict], thresholds: dict, dtype: str
         if cid == "C1"
         else "the scaled block must reach the dashed line"
     )
-    svg = _draw(lambda: plots.near_layer(series, threshold=limit, threshold_name=limit_name, offsets=several, key=f"{cid}-near"))
+    svg = _draw(lambda: plots.near_layer(series, threshold=limit, threshold_name=limit_name, offsets=offsets, key=f"{cid}-near"))
     return caption, svg
 
 
-def _c5_figure(items: list[dict], thresholds: dict, several: bool) -> tuple[str, Markup] | None:
+def _c5_figure(items: list[dict], thresholds: dict, several: bool, layered: bool = False) -> tuple[str, Markup] | None:
     series, predicted = [], []
     for item in items:
         ev = item["evidence"]
@@ -492,7 +526,7 @@ def _c5_figure(items: list[dict], thresholds: dict, several: bool) -> tuple[str,
         first = name not in [p["label"] for p in predicted]  # the at-layer points once per model: the curve describes them
         at_layer = ev.get("prompt_ratio_at_layer") if first and len(ev.get("prompt_ratio_at_layer") or ()) == len(judged) else None
         lengths, judged_shown, at_layer = _sampled(ev["prompt_lengths"], judged, at_layer)
-        series.append({"label": _group_label(item, several), "lengths": lengths, "judged": judged_shown, "at_layer": at_layer})
+        series.append({"label": _group_label(item, several, layered), "lengths": lengths, "judged": judged_shown, "at_layer": at_layer})
         if ev.get("predicted_lengths") and name not in [p["label"] for p in predicted]:
             predicted.append(
                 {

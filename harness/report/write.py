@@ -3,6 +3,7 @@
     html_path, json_path = write_report(outcomes, run_info, Path("reports/claims.html"))
     html_path, json_path = write_document(doc, Path("reports/claims.html"))
     check_report_path(Path("out.json"))      # InputError: not .html (its twin would be itself)
+    check_not_inputs(Path("e.html"), [("--expectations 'e.json'", Path("e.json"))], "--report 'e.html'")   # InputError
 
 The JSON goes beside the HTML with the same name ending in `.json`. Both texts are made first
 (an interrupt while the page renders changes nothing), written to temporary files in the same
@@ -16,7 +17,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from harness.errors import InputError
@@ -54,6 +55,27 @@ def check_report_path(html_path: Path, label: str = "") -> None:
                 folder.rmdir()
             except OSError:
                 pass
+
+
+def check_not_inputs(html_path: Path, inputs: Iterable[tuple[str, Path]], label: str) -> None:
+    """Raise InputError when the page or its JSON twin would be written over one of `inputs` ((what, path) pairs),
+    under any name that reaches the same file (a relative path, a symbolic or hard link)."""
+    for target, what in ((json_path_for(html_path), "JSON twin"), (html_path, "page")):
+        for name, path in inputs:
+            if _same_file(target, Path(path)):
+                raise InputError(
+                    f"{label} would write its {what} {str(target)!r} over {name}, which this run reads: "
+                    f"give the report another name, e.g. {str(html_path.with_name(html_path.stem + '-report.html'))!r}."
+                )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.resolve() == b.resolve():
+            return True
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:  # a path that cannot be resolved or stat'ed is no file this run reads
+        return False
 
 
 def write_report(outcomes: Sequence[ClaimOutcome], run: dict, html_path: Path, session: dict | None = None) -> tuple[Path, Path]:
