@@ -19,8 +19,12 @@ from pathlib import Path
 import pytest
 
 from harness.judgement import CLAIMS
+from harness.outcome import FINDING_HOLDS, FINDING_REFUTED
 from harness.report import write_report
+from harness.report.render import STATUS_STYLES, css_class
 from harness.report.sample import sample_run
+from harness.report.write import write_document
+from tests.test_hostile_report import layer_map_document
 from tests.test_report import XSS
 
 CHROMIUM = next((p for p in (os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser")) if p), None)
@@ -118,17 +122,42 @@ class Browser:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> Path:
-    outcomes, info = sample_run("minilm")
+def sample() -> tuple[list, dict]:
+    return sample_run("minilm")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, sample) -> Path:
+    outcomes, info = sample
     info = {**info, "command": f"pytest claims/ {XSS}"}
     html, _ = write_report(outcomes, info, tmp_path_factory.mktemp("browser") / "claims.html")
     return html
 
 
+@pytest.fixture(scope="module")
+def layer_map_report(tmp_path_factory, sample) -> Path:
+    """Three models with a layer map over six blocks (tests.test_hostile_report.layer_map_document)."""
+    html, _ = write_document(layer_map_document(*sample), tmp_path_factory.mktemp("browser") / "layers.html")
+    return html
+
+
+# plots: each figure's size, its smallest plot area (the axes' clip rectangles, in CSS px) and how many of its texts
+# lie outside it (a cut-off legend or label; 5 px allowed: the browser's font sets a superscript a little higher than
+# matplotlib's metrics); badges: every status badge's class and computed colours.
 PAGE_FACTS = """JSON.stringify({
     plots: [...document.querySelectorAll('svg.plot')].map(s => {
-        const r = s.getBoundingClientRect();
-        return {w: r.width, h: r.height, visible: s.checkVisibility(), shapes: s.querySelectorAll('path, use, text').length};
+        const r = s.getBoundingClientRect(), scale = r.height / s.viewBox.baseVal.height;
+        const areas = [...s.querySelectorAll('clipPath rect')].map(c => c.height.baseVal.value * scale);
+        const outside = [...s.querySelectorAll('text')].filter(t => {
+            const b = t.getBoundingClientRect();
+            return b.left < r.left - 5 || b.right > r.right + 5 || b.top < r.top - 5 || b.bottom > r.bottom + 5;
+        }).length;
+        return {w: r.width, h: r.height, visible: s.checkVisibility(), shapes: s.querySelectorAll('path, use, text').length,
+                area: Math.min(...areas), outside: outside};
+    }),
+    badges: [...document.querySelectorAll('.status')].map(b => {
+        const c = getComputedStyle(b);
+        return {status: b.textContent, cls: b.className, background: c.backgroundColor, color: c.color, w: b.offsetWidth};
     }),
     claims: document.querySelectorAll('section.claim').length,
     scripts: document.scripts.length,
@@ -197,23 +226,57 @@ def test_chromium_shows_every_plot_without_errors(report, tmp_path):
     assert facts["claims"] == len(CLAIMS) and facts["scripts"] == 0
     # the overview and one per claim, but C6: minilm has no LM head, so nothing to draw
     assert len(facts["plots"]) == html.count('class="plot"') == 1 + len(CLAIMS) - 1
-    for n, plot in enumerate(facts["plots"]):
-        assert plot["visible"] and plot["w"] > 100 and plot["h"] > 50 and plot["shapes"] > 10, f"plot {n} is not shown: {plot}"
+    _every_plot_shown_whole(facts)
+    _every_badge_legible(facts)
     assert facts["text"], "the XSS string must show as text"
     assert errors == []
     assert requests == [report.as_uri()], f"the page fetched more than itself: {requests}"
 
 
+def test_a_three_model_layer_map_shows_findings_and_whole_figures(layer_map_report, tmp_path):
+    """Issue 19 rows 3 and 10: finding badges have their colours (not white on white), no figure collapses."""
+    facts, errors, requests = look_at(layer_map_report, tmp_path / "profile")
+    assert errors == [] and requests == [layer_map_report.as_uri()]
+    _every_plot_shown_whole(facts)
+    _every_badge_legible(facts)
+    seen = {b["status"] for b in facts["badges"]}
+    assert {FINDING_HOLDS, FINDING_REFUTED} <= seen, seen
+    finding = next(b for b in facts["badges"] if b["status"] == FINDING_REFUTED)
+    assert finding["cls"] == "status st-finding-refuted" and finding["background"] == _rgb(STATUS_STYLES[FINDING_REFUTED][0])
+
+
+def _every_plot_shown_whole(facts: dict) -> None:
+    for n, plot in enumerate(facts["plots"]):
+        assert plot["visible"] and plot["w"] > 100 and plot["h"] > 50 and plot["shapes"] > 10, f"plot {n} is not shown: {plot}"
+        assert plot["area"] > 60 and plot["outside"] == 0, f"plot {n} is squeezed or cut off: {plot}"
+
+
+def _every_badge_legible(facts: dict) -> None:
+    """Each status badge is drawn in its status's own colours, and its text differs from its background."""
+    for badge in facts["badges"]:
+        style = STATUS_STYLES.get(badge["status"])
+        assert style is not None and badge["cls"] == f"status {css_class(badge['status'])}", badge
+        assert (badge["background"], badge["color"]) == (_rgb(style[0]), _rgb(style[1])) and badge["w"] > 10, badge
+        assert badge["background"] != badge["color"], badge
+
+
+def _rgb(colour: str) -> str:
+    return "rgb({}, {}, {})".format(*(int(colour[k : k + 2], 16) for k in (1, 3, 5)))
+
+
 def test_the_browser_check_catches_a_broken_page(report, tmp_path):
-    """The negative control: a script error, an alert, an outside fetch and a hidden plot are all seen."""
+    """The negative control: a script error, an alert, an outside fetch, a hidden plot and a white badge are all seen."""
     html = report.read_text()
     broken = html.replace("</body>", '<img src="http://127.0.0.1:9/x.png"><script>alert(1); undefinedFunction();</script></body>').replace(
         '<svg role="img"', '<svg style="display:none" role="img"', 1
     )
+    broken = broken.replace('<span class="status st-holds">', '<span class="status st-holds" style="background: #ffffff">', 1)
     page = tmp_path / "broken.html"
     page.write_text(broken)
     facts, errors, requests = look_at(page, tmp_path / "profile")
     assert facts["scripts"] == 1 and not facts["plots"][0]["visible"]
+    with pytest.raises(AssertionError, match=r"255, 255, 255"):
+        _every_badge_legible(facts)  # a white badge on white is seen
     methods = {e["method"] for e in errors}
     assert {"Runtime.exceptionThrown", "Page.javascriptDialogOpening"} <= methods, methods
     assert "http://127.0.0.1:9/x.png" in requests

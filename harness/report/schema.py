@@ -5,12 +5,17 @@
 The schema is data, read by one small checker: a dict is an object (keys starting with "?" may be
 absent, keys it does not name are carried unread, so a newer writer's additions pass), a one-element
 list is a list of that, a tuple is one of several, a frozenset the allowed values, a type the JSON
-type. It names what merging, assembling and drawing the page rely on: every other key is optional,
-read with defaults. A document nested deeper than MAX_DEPTH is refused before it is walked (a real
-report nests about 12 levels; Python's recursion would stop a walk near 1000).
+type, a Rule a schema with a check beyond types (a profile's factor × site sizes). It names what
+merging, assembling and drawing the page rely on: every other key is optional, read with defaults.
+A document nested deeper than MAX_DEPTH is refused before it is walked (a real report nests about
+12 levels; Python's recursion would stop a walk near 1000).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from harness.errors import InputError
 from harness.outcome import STATUSES
@@ -20,12 +25,59 @@ MAX_DEPTH = 64
 _NUMBER = (int, float, frozenset({"inf", "-inf", "nan"}))  # strict JSON: non-finite floats spelled out (outcome.finite)
 _MAYBE_NUMBER = (None, *_NUMBER)
 _MAYBE_TEXT = (None, str)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A schema with a rule beyond types: rule(value) says why a value of the right shape is still wrong, or None."""
+
+    schema: object
+    rule: Callable[[Any], str | None]
+
+
+def _profile_sizes(profile: dict) -> str | None:
+    """A profile's numbers are factor × site: one row per factor, one value per site in each."""
+    sites, factors = len(profile["sites"]), len(profile["factors"])
+    if len(profile["clean_norm"]) != sites:
+        return f"clean_norm has {len(profile['clean_norm'])} values for {sites} sites"
+    for key in ("delta", "relative_delta", "delta_all_tokens"):
+        if len(profile[key]) != factors or any(len(row) != sites for row in profile[key]):
+            return f"{key} is not {factors} factors × {sites} sites"
+    return None
+
+
+_PROFILE = Rule(
+    {
+        "sites": [str],
+        "factors": [(int, float)],
+        "?layer": (None, int),
+        "?model": _MAYBE_TEXT,
+        "clean_norm": [_MAYBE_NUMBER],
+        "delta": [[_MAYBE_NUMBER]],
+        "relative_delta": [[_MAYBE_NUMBER]],
+        "delta_all_tokens": [[_MAYBE_NUMBER]],
+    },
+    _profile_sizes,
+)
+_EVIDENCE = {  # what the page draws from; any other key is shown as a row of numbers
+    "?profile": _PROFILE,
+    "?layers": [int],
+    "?sites": [str],
+    "?delta": list,
+    "?prompt_lengths": [_MAYBE_NUMBER],
+    "?predicted_lengths": [_MAYBE_NUMBER],
+    "?predicted_ratio": [_MAYBE_NUMBER],
+    "?dose_response": dict,
+    "?kl_by_layer": dict,
+    "?token_norms": dict,
+}
+_EXAMPLE = {"factor": _MAYBE_NUMBER, "verdict": str, "status": str, "margin": _MAYBE_NUMBER, "margin_text": str}
 _ITEM = {
     "nodeid": str,
     "status": frozenset(STATUSES),
-    "?pytest_outcome": str,
-    "?message": str,
-    "?problems": [str],
+    "pytest_outcome": str,
+    "message": str,
+    "problems": [str],
     "?model": _MAYBE_TEXT,
     "?layer": (None, int),
     "?margin": _MAYBE_NUMBER,
@@ -38,9 +90,11 @@ _ITEM = {
     "?factor": _MAYBE_NUMBER,
     "?source": _MAYBE_TEXT,
     "?statement": _MAYBE_TEXT,
-    "?evidence": (None, dict),
+    "?expected": _MAYBE_TEXT,
+    "?expectation_reason": _MAYBE_TEXT,
+    "?evidence": (None, _EVIDENCE),
     "?thresholds": (None, dict),
-    "?examples": [dict],
+    "?examples": [_EXAMPLE],
 }
 _MODEL = {"model": str, "?layer": (None, int), "?layers": (None, [int]), "?blocks": (None, int), "?error": _MAYBE_TEXT}
 SCHEMA = {
@@ -78,6 +132,12 @@ def check_document(doc: object, name: str) -> None:
 
 def _mismatch(value: object, schema: object, where: str) -> str | None:
     """Why `value` at `where` does not fit `schema`, or None when it does."""
+    if isinstance(schema, Rule):
+        why = _mismatch(value, schema.schema, where)
+        if why is not None:
+            return why
+        broken = schema.rule(value)
+        return None if broken is None else f"{where}: {broken}"
     if isinstance(schema, tuple):
         for option in schema:
             if _mismatch(value, option, where) is None:
@@ -122,6 +182,8 @@ def _is(value: object, kind: object) -> bool:
 
 
 def _name(schema: object) -> str:
+    if isinstance(schema, Rule):
+        return _name(schema.schema)
     if schema is None:
         return "null"
     if isinstance(schema, frozenset):
@@ -132,7 +194,8 @@ def _name(schema: object) -> str:
         return "an object"
     if isinstance(schema, tuple):
         return " or ".join(_name(s) for s in schema)
-    return {str: "text", int: "a number", float: "a number", bool: "true or false"}.get(schema, getattr(schema, "__name__", str(schema)))
+    names = {str: "text", int: "a number", float: "a number", bool: "true or false", list: "a list", dict: "an object"}
+    return names.get(schema, getattr(schema, "__name__", str(schema)))  # type: ignore[call-overload]
 
 
 def _shown(value: object) -> str:
