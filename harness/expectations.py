@@ -8,12 +8,14 @@ layer measured (`[minilm.layer-4]`). A claim is held to the first entry found in
 section, the model's section (the note's layer), the note itself (`holds`). For `gpt2` every claim
 is expected to hold, as the note states it. Two cases judge nothing and record a finding instead
 (harness.outcome.FINDING: shown, never failing):
-- a model with no section: its empirical claims (Claim.empirical: C3, C4, C5, ...) are findings, since
+- a model with no section, or with only other layers' sub-sections (`[M.layer-4]` alone has no
+  entries for layer 2): its empirical claims (Claim.empirical: C3, C4, C5, ...) are findings, since
   the note says nothing about its weights; its structural claims (C0, C1, C2) still hold for any
   weights when the hook is right, so they are held to the note;
 - a layer of the layer map (`--layers`) other than the judged one (`judged`, the run's --layer), unless
   the model's section has that layer's sub-section. A verdict that differs from its expectation fails the
-test in both directions. `pytest claims/ --update-expectations` rewrites the entries of the
+test in both directions. `[M.layer-2]` (the note's layer is `[M]` itself) and `[M.layer-04]` (never
+read) are refused at start-up. `pytest claims/ --update-expectations` rewrites the entries of the
 model and layer it ran with, keeping every comment, every other entry and the file's mode, and a
 hand-written reason whose verdict did not change.
 """

@@ -10,7 +10,10 @@ The report path is checked at start-up (a .html name in a folder that can be wri
 is written when a claim test ran (also when the run is interrupted or tests error: claims with no
 outcome show "not run") or a claims module failed to collect. A run that measured nothing (`--co`,
 `-k nomatch`, a node id that does not exist) keeps the previous report; a run stopped at start-up
-(the model cannot load) writes one saying so only where there was none.
+(the model cannot load) writes one saying so only where there was none. A report path whose page
+or twin is a file the run reads (`pytest_claim_inputs`: expectations, prompts, a model directory's
+files) is refused at start-up. A Ctrl-C while the report is written is noted and the report finished
+(a second one stops it and keeps the earlier pair); either way the run then exits 130.
 
 Each claim test attaches `("claim_outcome", <JSON>)` (harness.outcome.ClaimOutcome) to
 `item.user_properties`; pytest copies it into every TestReport and xdist ships it to the
