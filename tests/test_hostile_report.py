@@ -21,13 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import cli
-from harness.expectations import Expectation, load_expectations, write_expectations
-from harness.outcome import FINDING, STATUSES, ClaimOutcome, status_of
+from harness.judge.expectations import Expectation, load_expectations, write_expectations
+from harness.judge.outcome import FINDING, STATUSES, ClaimOutcome, status_of
 from harness.report import write
 from harness.report.merge import main as merge_main
 from harness.report.outcomes import ItemResult, build_document
 from harness.report.render import STATUS_STYLES, css_class, render_html
-from harness.runs import LAYER_MAP_CLAIMS
+from harness.suite.runs import LAYER_MAP_CLAIMS
 from tests import test_hostile as hostile
 from tests.test_report_pytester import fake_suite
 

@@ -25,8 +25,8 @@ from collections.abc import Callable
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
-from harness import outcome
-from harness.judgement import CLAIMS
+from harness.judge import outcome
+from harness.judge.judgement import CLAIMS
 from harness.report import plots
 from harness.report.page import PAGE
 

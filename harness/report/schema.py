@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import InputError
-from harness.outcome import STATUSES
+from harness.judge.outcome import STATUSES
 
 MAX_DEPTH = 64
 
