@@ -335,6 +335,7 @@ def _figure(width: float, height: float) -> Figure:
 
 
 LEGEND_INSIDE = 6  # entries a legend may hold inside its axes; more go below the plot, which grows to hold them
+WIDEST = 8.6  # inches: the overview's and C0's width, the page's widest figures
 
 
 def _legend(fig: Figure, ax, fontsize: float, loc: str = "best") -> None:
@@ -347,6 +348,8 @@ def _legend(fig: Figure, ax, fontsize: float, loc: str = "best") -> None:
         return
     point = 1 / 72  # inches
     entry = max(len(label) for label in labels) * 0.55 * fontsize * point + 0.45  # text at ~0.55 em per character, and the marker
+    if len(labels) * entry > 12 * fig.get_figwidth():  # more than a dozen rows: as wide as the page's widest figure
+        fig.set_figwidth(max(fig.get_figwidth(), WIDEST))
     columns = max(1, min(len(labels), int(fig.get_figwidth() // entry)))
     rows = -(-len(labels) // columns)
     fig.set_figheight(fig.get_figheight() + rows * 1.35 * fontsize * point + 0.15)
