@@ -152,6 +152,23 @@ def test_a_model_with_only_another_layers_section_is_not_judged_at_the_other_lay
     assert load_expectations(path, "minilm", 2)["C3"].verdict == "refuted"  # a model with its own entries: judged
 
 
+@pytest.mark.slow
+def test_update_expectations_at_one_layer_leaves_a_new_models_other_layers_unjudged(tmp_path):
+    """The issue's run: --update-expectations --layer 4 on a model without a section, then a default run."""
+    expectations = tmp_path / "e.toml"
+    expectations.write_text("[gpt2]\n")
+    (tmp_path / "p.txt").write_text(hostile.PROMPTS)
+    common = ["claims/test_c3_growth.py", "--model", "minilm", "--prompts", str(tmp_path / "p.txt"), "--expectations", str(expectations)]
+    update = hostile._pytest(*common, "--layer", "1", "--update-expectations", "--no-report", "--hypothesis-profile", "ci")
+    assert update.returncode == 0 and "wrote the expectations of 1 claims for minilm at layer 1" in update.stdout, update.stdout[-3000:]
+    assert set(tomllib.loads(expectations.read_text())["minilm"]) == {"layer-1"}
+    report = tmp_path / "r.html"
+    later = hostile._pytest(*common, "--report", str(report), "--hypothesis-profile", "ci")  # at the note's layer, 2
+    assert later.returncode == 0 and "3 passed" in later.stdout, later.stdout[-3000:]  # minilm refutes C3 at 2: a finding
+    items = [i for c in json.loads(report.with_suffix(".json").read_text())["claims"] for i in c["items"]]
+    assert {i["status"] for i in items} == {"finding: refuted"} and all("only [minilm.layer-1]" in i["expectation_reason"] for i in items)
+
+
 @pytest.mark.parametrize(
     ("key", "message"),
     [
