@@ -89,7 +89,7 @@ def check_state(subject: Subject) -> None:
             "as after subject.model.train()): dropout would make every forward differ and Δ would measure noise. "
             "Call subject.model.eval() before profiling."
         )
-    hooked = next((name for m in modules for name, sub in m.named_modules() if sub._forward_hooks or sub._forward_pre_hooks), None)
+    hooked = next((name for m in modules for name, sub in m.named_modules() if _foreign_hooks(sub)), None)
     if hooked is not None:
         raise InputError(
             f"{subject.name}'s model already has a forward hook on {hooked or type(subject.model).__name__} (a `with Scale(...)` "
@@ -113,6 +113,16 @@ def check_same_subject(made_on: Subject, subject: Subject) -> None:
         f"the clean pass was made on {what}: a clean pass is measured with the very subject it was made on. "
         "Pass that subject (clean.subject), or make a new CleanPass(subject, prompts) for this one."
     )
+
+
+def _foreign_hooks(module: nn.Module) -> bool:
+    """Whether `module` carries a forward hook or pre-hook that the model itself did not install.
+
+    transformers installs its own on the blocks at the first `output_hidden_states=True` forward and
+    keeps them (utils/output_capturing.py): they only record outputs, while a collector is active.
+    """
+    hooks = [*module._forward_hooks.values(), *module._forward_pre_hooks.values()]
+    return any(not getattr(hook, "__module__", "").startswith("transformers.") for hook in hooks)
 
 
 def _check_weights(subject: Subject, modules: list[nn.Module]) -> None:

@@ -36,7 +36,10 @@ def minilm():
 
 
 def _hooks(subject) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in subject.model.modules())
+    """Modules carrying a hook that transformers did not install (its output recorders stay after output_hidden_states)."""
+    from harness.guard import _foreign_hooks
+
+    return sum(_foreign_hooks(m) for m in subject.model.modules())
 
 
 def _sound(prof) -> None:
@@ -115,7 +118,10 @@ def test_a_second_thread_profiling_the_same_subject_is_refused(minilm):
 
 
 def test_profiling_inside_a_scale_block_is_refused(minilm):
-    """Row 6: `with Scale(...)` around profile would scale its clean pass too."""
+    """Row 6: `with Scale(...)` around profile would scale its clean pass too; transformers' own output recorders are no foreign hook."""
+    with torch.inference_mode():  # installs transformers' recorders on the blocks, for good
+        minilm.model(**tokenize(minilm, PROMPTS[:1]).padded([0], minilm.device), output_hidden_states=True)
+    assert any(m._forward_hooks for m in minilm.blocks)
     with Scale(minilm, 2, 0.5), pytest.raises(InputError) as refused:
         profile(minilm, PROMPTS, 2, [0.5, 1.0])
     assert str(refused.value).startswith(
