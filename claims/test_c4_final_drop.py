@@ -7,14 +7,19 @@ Factors within FACTOR_BAND of 1 are left out of the drawn ones: the claim is abo
 import pytest
 from hypothesis import given
 
-from harness.checks import drawn_factors, note_factors
-from harness.judgement import judge_c4
+from harness.judge.judgement import judge_c4
+from harness.suite.checks import drawn_factors, note_factors
 
 
 def drop_after_layer(subject, layer):
     """C4 compares the final site with block N−2, which must come at or after the scaled block."""
     if layer <= subject.n_blocks - 2:
         return None
+    if subject.n_blocks < 2:
+        return (
+            f"{subject.name} is too shallow for C4: it has {subject.n_blocks} block, and the drop is read from block N−2 "
+            "to the final site, which needs at least 2 blocks"
+        )
     return (
         f"the drop is read from block {subject.n_blocks - 2} to the final site, and block {subject.n_blocks - 2} comes "
         f"before the scaled block {layer} (Δ = 0 there): give a layer of at most {subject.n_blocks - 2}"

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import InputError, load_subject, profile, read_prompts, tokenize
-from harness.prompts import unknown_tokens_warning
+from harness.model.prompts import unknown_tokens_warning
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_byte_level_bpe_has_no_unknown_tokens():
     """GPT-2's nominal unk token is <|endoftext|> (its BOS/EOS): not counted as unknown."""
     from types import SimpleNamespace
 
-    from harness.prompts import _unknown_id
+    from harness.model.prompts import _unknown_id
 
     fake = SimpleNamespace(unk_token_id=50256, bos_token_id=50256, eos_token_id=50256)
     assert _unknown_id(fake) is None
@@ -63,7 +63,7 @@ INVISIBLE = ("\u200b", "\ufeff", "\u200c", "\u200d", "\u2060", "\u00ad", "\u200e
 
 def test_line_breaks_inside_a_line_stay_in_its_prompt_and_invisible_lines_are_blank(tmp_path, minilm):
     """Issue 19 row 7: one prompt per '\\n' line; a line of invisible characters is blank, and counted."""
-    from harness.prompts import read_prompt_file
+    from harness.model.prompts import read_prompt_file
 
     path = tmp_path / "p.txt"
     inside = [f"Before{c}after the break." for c in LINE_BREAKS]
@@ -99,7 +99,7 @@ def test_line_breaks_inside_a_line_stay_in_its_prompt_and_invisible_lines_are_bl
 )
 def test_fuzzed_prompt_text_splits_at_newlines_only(lines, crlf, tmp_path_factory):
     """Any text, every Unicode line separator inside lines: the prompts are the '\\n' lines that show something, never more."""
-    from harness.prompts import read_prompt_file, visible
+    from harness.model.prompts import read_prompt_file, visible
 
     lines = [line.replace("\n", "") for line in lines]
     path = tmp_path_factory.mktemp("fuzz") / "p.txt"

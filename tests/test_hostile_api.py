@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from harness import CleanPass, InputError, Scale, cli, load_subject, profile
-from harness.capture import Capture
-from harness.prompts import tokenize
+from harness.measure.capture import Capture
+from harness.model.prompts import tokenize
 from harness.settings import Settings, layers_of
 from tests import test_hostile
 from tests.test_hostile import NO_MODEL, _one_line, _snapshot
@@ -37,7 +37,7 @@ def minilm():
 
 def _hooks(subject) -> int:
     """Modules carrying a hook that transformers did not install (its output recorders stay after output_hidden_states)."""
-    from harness.guard import _foreign_hooks
+    from harness.measure.guard import _foreign_hooks
 
     return sum(_foreign_hooks(m) for m in subject.model.modules())
 
@@ -317,7 +317,7 @@ def test_a_layer_list_is_checked_before_it_is_built():
 
 def test_one_model_spelled_two_ways_is_refused(suite, earlier_report, tmp_path):
     """Row 22: 'DIR' and 'DIR/' (and './DIR', a Hub id in other case) are one model, not two columns."""
-    from harness.subjects.loading import model_identity
+    from harness.model.loading import model_identity
 
     html, before = earlier_report
     model = tmp_path / "llama"

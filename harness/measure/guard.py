@@ -1,6 +1,6 @@
 """Guards on a profile's subject: as loaded, in eval mode, hook-free, and used by one profile at a time.
 
-    @guarded                                   # on harness.sweep.profile and CleanPass.__init__
+    @guarded                                   # on harness.measure.sweep.profile and CleanPass.__init__
     def profile(subject, prompts, layer, factors, ...): ...
     check_same_subject(clean.subject, subject) # a clean pass belongs to the subject it was made on
 
@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 from torch import nn
 
 from harness.errors import InputError
+from harness.model import Subject
 from harness.settings import DTYPES
-from harness.subjects import Subject
 
 F = TypeVar("F", bound=Callable[..., Any])
 
