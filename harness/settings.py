@@ -125,6 +125,8 @@ def _switch(text: str) -> bool:
 
 
 def _prompts_file(text: str) -> Path:
+    if not text.strip():  # Path("") is the working directory, which is not what was meant
+        raise ValueError("is empty: give a text file with one prompt per line")
     path = Path(text).expanduser()
     if path.is_dir():
         raise ValueError("is a directory: give a text file with one prompt per line")
@@ -389,7 +391,7 @@ def _cut(shown: str, length: int | None = None) -> str:
     return f"{shown[: _SHOWN_CHARS // 2]}…{shown[-_SHOWN_CHARS // 4 :]} ({length or len(shown)} characters)"
 
 
-_SHOWN_CHARS = 80  # of a value quoted in an error
+_SHOWN_CHARS = 240  # of a value quoted in an error: a long path stays whole, a 10**20-layer list is cut
 
 
 def _show(value: object) -> str:

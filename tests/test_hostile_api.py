@@ -21,7 +21,7 @@ from harness.measure.capture import Capture
 from harness.model.prompts import tokenize
 from harness.settings import Settings, layers_of
 from tests import test_hostile
-from tests.test_hostile import NO_MODEL, _one_line, _snapshot
+from tests.test_hostile import NO_MODEL, _one_error, _one_line, _pytest, _snapshot
 
 pytest_plugins = ["pytester"]
 suite = test_hostile.suite  # the real claims suite in-process, with a clean environment
@@ -259,11 +259,6 @@ def earlier_report(tmp_path):
     ("args", "env", "message"),
     [
         (["--model", "minilm"], {"HARNESS_LAYERS": "0-99999999999999999999"}, "HARNESS_LAYERS='0-99999999999999999999' names block "),
-        (
-            ["--model", "minilm", "--layers", "0-999999999999999999"],
-            {},
-            "--layers '0-999999999999999999' names block 6, beyond the model's 6",
-        ),
         ([], {"HARNESS_MODEL": "minilm,"}, "HARNESS_MODEL='minilm,' has an empty entry (entry 2 of 2): give model names"),
         ([], {"HARNESS_MODEL": "minilm,,random-gpt2"}, "HARNESS_MODEL='minilm,,random-gpt2' has an empty entry (entry 2 of 3)"),
         (
@@ -279,17 +274,18 @@ def earlier_report(tmp_path):
             "HARNESS_EXPECTATIONS is set but empty: set it to the path of an expectations TOML file, or unset it "
             "(unset HARNESS_EXPECTATIONS) to use ",
         ),
+        ([*NO_MODEL, "--prompts", ""], {}, "--prompts '' is empty: give a text file with one prompt per line."),
         ([*NO_MODEL, "--expectations", ""], {}, "--expectations '' is empty: give the path of an expectations TOML file, or leave it out"),
     ],
     ids=[
         "layers-huge",
-        "layers-beyond",
         "model-trailing-comma",
         "model-double-comma",
         "prompts-empty",
         "layer-blank",
         "expectations-empty",
-        "flag-empty",
+        "prompts-flag-empty",
+        "expectations-flag-empty",
     ],
 )
 def test_odd_values_of_the_variables_are_named_as_they_are(suite, earlier_report, args, env, message):
@@ -303,6 +299,14 @@ def test_odd_values_of_the_variables_are_named_as_they_are(suite, earlier_report
     assert _snapshot(html.parent) == before
 
 
+def test_a_layer_list_beyond_the_model_stops_the_suite_at_once(tmp_path):
+    """Row 9 on a real run: a range within int64 but past minilm's 6 blocks is one line, exit 4, no report written."""
+    report = tmp_path / "r.html"
+    run = _pytest("claims/", "--model", "minilm", "--layers", "0-999999999999999999", "--report", str(report))
+    _one_error(run, 4, "cannot run the claims: --layers '0-999999999999999999' names block 6, beyond the model's 6 blocks")
+    assert not report.exists() or "before running any test" in report.read_text()
+
+
 def test_a_layer_list_is_checked_before_it_is_built():
     """Row 9: bounds from each part's ends, so no range is listed past the model's blocks, however long the text."""
     with pytest.raises(InputError, match=r"^--layers '0-99999999999999999' names block 6, beyond the model's 6 blocks"):
@@ -312,7 +316,7 @@ def test_a_layer_list_is_checked_before_it_is_built():
     with pytest.raises(InputError) as huge:
         Settings.from_text({"layers": ("0-" + "9" * 5000, "HARNESS_LAYERS")})
     text = str(huge.value)
-    assert len(text) < 400 and "(5002 characters)" in text and "larger than any model's block count" in text
+    assert len(text) < 600 and "(5002 characters)" in text and "larger than any model's block count" in text
 
 
 def test_one_model_spelled_two_ways_is_refused(suite, earlier_report, tmp_path):
