@@ -21,6 +21,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+import numpy as np
+
 from harness.errors import INTERRUPTED_EXIT, HarnessError, InputError
 from harness.report import merge
 from harness.settings import CLI, Settings, options
@@ -109,25 +111,26 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def _profile(args: argparse.Namespace) -> int:
     from harness import profile
     from harness.measure.sweep import terminal_progress
-    from harness.model.prompts import read_prompts, tokenize, unknown_tokens_warning
+    from harness.model.prompts import read_prompt_file, tokenize, unknown_tokens_warning
 
     settings = settings_from(args)
-    prompts = list(args.prompt)
+    prompts, corpus = list(args.prompt), None
     if settings.prompts is not None:
         try:
-            prompts += read_prompts(settings.prompts)
+            corpus = read_prompt_file(settings.prompts)
         except OSError as exc:  # a FIFO, a file that vanished, a permission change since the check
             raise InputError(
                 f"--prompts {str(settings.prompts)!r} cannot be read ({exc.strerror or exc}): give a readable text file."
             ) from exc
+        prompts += corpus.texts
     if not prompts:
         raise InputError("no prompts given: pass --prompt TEXT (repeatable) or --prompts FILE.")
     subject = load_subject_for(settings)
     tokens = tokenize(subject, prompts)
     unknown = tokens.n_unknown
-    warning = unknown_tokens_warning(tokens)
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
+    for warning in (corpus and corpus.warning, unknown_tokens_warning(tokens)):  # once the input is known good
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     result = profile(
         subject,
         tokens,
@@ -170,6 +173,16 @@ def _predictions_not_measured(subject, result) -> dict[str, str]:
         return dict.fromkeys(("kl", "top1_agreement", "nll_change"), f"{subject.name} has {subject.head_note}")
     if result.nll_change is None:
         return {"nll_change": f"{subject.name}'s {subject.head_note} predicts each position's own token: there is no next token to score"}
+    if not np.isfinite(result.nll_change).all():  # no position of any prompt has a next token: a mean over none
+        counted = "every token" if result.predictions_include_first else "every token but the first"
+        longest = max(result.prompt_lengths)
+        return {
+            "nll_change": f"no position has a next token to score: over {counted}, a prompt of T tokens scores "
+            f"{'T − 1' if result.predictions_include_first else 'T − 2'} next tokens, and the longest prompt here is {longest} "
+            f"tokens (first token: {subject.first.describe}); give prompts of "
+            f"{2 if result.predictions_include_first else 3} tokens or more"
+            + ("" if result.predictions_include_first else ", or --include-first-token")
+        }
     return {}
 
 
@@ -184,7 +197,7 @@ def _predictions_table(result, why_not: dict[str, str]) -> str:
     ]
     lines.append("-" * len(lines[-1]))
     for f, factor in enumerate(result.factors):
-        nll = "n/a" if result.nll_change is None else format(result.nll_change[f], ".6g")
+        nll = "n/a" if "nll_change" in why_not else format(result.nll_change[f], ".6g")
         lines.append(f"{factor:>8g} | {result.kl[f]:>12.6g} | {result.top1_agreement[f]:>8.4f} | {nll:>12}")
     if "nll_change" in why_not:
         lines.append(f"nll n/a: {why_not['nll_change']}")

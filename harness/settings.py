@@ -29,6 +29,7 @@ NOTE_LAYER = 2
 DTYPES = ("float32", "bfloat16", "float16", "auto")  # auto: the checkpoint's own dtype
 DEVICES = ("auto", "cpu", "cuda")  # also "cuda:N"
 BOS = ("auto", "yes", "no")  # prepend a BOS token: the architecture's rule, always, never
+SEED_MAX = 2**64 - 1  # torch.manual_seed takes at most an unsigned 64-bit integer
 
 # Environment variables read by the pytest plugin when an option is not given.
 ENV_PREFIX = "HARNESS_"
@@ -88,16 +89,21 @@ def _choice(allowed: tuple[str, ...], extra: str = "") -> Callable[[str], str]:
     return parse
 
 
-def _integer(minimum: int, what: str) -> Callable[[str], int]:
+def _integer(minimum: int, what: str, maximum: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
+        digits = text.strip().lstrip("+-")
+        if maximum is not None and len(digits.lstrip("0")) > len(str(maximum)) and digits.isascii() and digits.isdigit():
+            raise ValueError(f"is above {maximum}: give {what}")  # said before int() meets its 4300-digit limit
         try:
-            if not text.strip().lstrip("+-").isascii():
+            if not digits.isascii():
                 raise ValueError  # int() also reads other scripts' digits ("٣"); a typed setting is ASCII
             value = int(text)
         except ValueError:
             raise ValueError(f"is not an integer: give {what}") from None
         if value < minimum:
             raise ValueError(f"is below {minimum}: give {what}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"is above {maximum}: give {what}")
         return value
 
     return parse
@@ -119,6 +125,8 @@ def _switch(text: str) -> bool:
 
 
 def _prompts_file(text: str) -> Path:
+    if not text.strip():  # Path("") is the working directory, which is not what was meant
+        raise ValueError("is empty: give a text file with one prompt per line")
     path = Path(text).expanduser()
     if path.is_dir():
         raise ValueError("is a directory: give a text file with one prompt per line")
@@ -132,7 +140,10 @@ def _prompts_file(text: str) -> Path:
 
 
 def parse_layers(text: str) -> str:
-    """A layer map's layers as typed: "all", or block indices and ranges, "0-5", "2,4", "0-2,7"; normalised text."""
+    """A layer map's layers as typed: "all", or block indices and ranges, "0-5", "2,4", "0-2,7"; normalised text.
+
+    Nothing is built here: `layers_of` checks each part against the model's blocks before listing any.
+    """
     word = text.strip().lower()
     if word == "all":
         return word
@@ -142,7 +153,8 @@ def parse_layers(text: str) -> str:
         ends = part.split("-")
         if not part or len(ends) > 2 or not all(e.isascii() and e.isdigit() for e in ends):
             raise ValueError(f"is not a layer list: {allowed}")
-        if len(ends) == 2 and int(ends[0]) > int(ends[1]):
+        first, last = (_index(e) for e in (ends[0], ends[-1]))
+        if first > last:
             raise ValueError(f"has a range that runs backwards ({part}): {allowed}")
     return ",".join(parts)
 
@@ -150,20 +162,33 @@ def parse_layers(text: str) -> str:
 def layers_of(spec: str, n_blocks: int, label: str = "--layers") -> list[int]:
     """The block indices a `parse_layers` text names on a model of `n_blocks` blocks, sorted, each once.
 
-    Raise InputError naming the first index outside the model's blocks.
+    Raise InputError naming the first index outside the model's blocks, found from each part's ends
+    before any range is listed: "0-99999999999999999999" costs no memory, and the list built has at
+    most `n_blocks` entries however many parts the text has.
     """
     if spec == "all":
         return list(range(n_blocks))
-    out: set[int] = set()
+    ranges = []
     for part in spec.split(","):
         first, _, last = part.partition("-")
-        out.update(range(int(first), int(last or first) + 1))
-    beyond = sorted(n for n in out if n >= n_blocks)
-    if beyond:
+        ranges.append((_index(first), _index(last or first)))
+    beyond = min((max(first, n_blocks) for first, last in ranges if last >= n_blocks), default=None)
+    if beyond is not None:
         raise InputError(
-            f"{label} {spec!r} names block {beyond[0]}, beyond the model's {n_blocks} blocks: give layers from 0 to {n_blocks - 1}."
+            f"{_named(label, spec)} names block {beyond}, beyond the model's {n_blocks} blocks: give layers from 0 to {n_blocks - 1}."
         )
-    return sorted(out)
+    named = bytearray(n_blocks)  # one flag per block
+    for first, last in ranges:
+        named[first : last + 1] = b"\x01" * (last + 1 - first)
+    return [n for n in range(n_blocks) if named[n]]
+
+
+def _index(digits: str) -> int:
+    """ASCII digits as a block index; ValueError for one of more than 18 digits, a count no model's blocks reach."""
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > 18:  # int() would also stop at 4300 digits, with a message about int() instead of the layers
+        raise ValueError(f"names block {_cut(digits)}, larger than any model's block count: give indices such as 2,4")
+    return int(digits)
 
 
 def parse_factor(text: str) -> float:
@@ -211,7 +236,11 @@ class Settings:
         switch=True,
     )  # the claims judge both readings (C5 compares them)
     memory_budget_mb: int = setting(2048, "MiB of activations held at once per chunk of factors", _integer(16, "at least 16 (MiB)"))
-    seed: int = setting(0, "seed of random-gpt2's weights and of the verdicts' bootstrap intervals", _integer(0, "a non-negative integer"))
+    seed: int = setting(
+        0,
+        "seed of random-gpt2's weights and of the verdicts' bootstrap intervals, 0 to 2**64 − 1",
+        _integer(0, f"an integer from 0 to {SEED_MAX} (2**64 − 1, torch's seed range)", SEED_MAX),
+    )
     factor_batch: int | None = setting(
         1,
         "factors stacked per forward: 1 keeps the clean pass's shapes, so Δ before the layer is bit-exact 0 as in the note's "
@@ -288,6 +317,15 @@ def where_given(option: Option, flag_value: object, environ: Mapping[str, str] =
     return None
 
 
+def check_setting(name: str, value: object) -> Any:
+    """`value` checked and normalised as Settings field `name` checks it; InputError naming `name=value` otherwise.
+
+    seed = check_setting("seed", seed)     # in an API function taking a setting directly
+    """
+    option = next(o for o in options() if o.name == name)
+    return _normal(option, value, f"{name}={value!r}")
+
+
 def check_factor(value: object) -> float:
     """Return `value` as a float, or raise InputError if it is not a finite number."""
     if isinstance(value, bool):
@@ -304,6 +342,9 @@ def check_factor(value: object) -> float:
 def _parse(option: Option, text: object, where: str) -> object:
     if option.switch and isinstance(text, bool):
         return text
+    if where.startswith(ENV_PREFIX) and not option.switch and not str(text).strip():  # Path("") is the working directory
+        default = "its default" if option.default is None else f"the default {_show(option.default)}"
+        raise InputError(f"{where} is set but empty: set it to a value ({option.help}), or unset it (unset {where}) for {default}.")
     try:
         return option.parse(str(text))
     except ValueError as exc:
@@ -335,8 +376,22 @@ def _normal_one(option: Option, value: object, label: str) -> object:
 
 
 def _named(where: str, text: object) -> str:
-    """How an error names a value: `--layer 'abc'`, or `HARNESS_LAYER='abc'` for an environment variable."""
-    return f"{where}={text!r}" if where.startswith(ENV_PREFIX) else f"{where} {text!r}"
+    """How an error names a value: `--layer 'abc'`, or `HARNESS_LAYER='abc'` for an environment variable.
+
+    A value of hundreds of characters is cut to its start and end, so the message stays one readable line.
+    """
+    shown = _cut(repr(text), len(str(text)))
+    return f"{where}={shown}" if where.startswith(ENV_PREFIX) else f"{where} {shown}"
+
+
+def _cut(shown: str, length: int | None = None) -> str:
+    """`shown` itself, or its start and end with the length between (`length` characters, default its own)."""
+    if len(shown) <= _SHOWN_CHARS:
+        return shown
+    return f"{shown[: _SHOWN_CHARS // 2]}…{shown[-_SHOWN_CHARS // 4 :]} ({length or len(shown)} characters)"
+
+
+_SHOWN_CHARS = 240  # of a value quoted in an error: a long path stays whole, a 10**20-layer list is cut
 
 
 def _show(value: object) -> str:

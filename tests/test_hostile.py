@@ -318,6 +318,7 @@ OPTION_VALUES = {
     content=st.one_of(
         st.binary(max_size=40),
         st.sampled_from([b"", b"\n\n", b"# only a comment\n", b"\xff\xfe\x00", "\ufeff# c\nA cat sat down.\n".encode(), b"x\n"]),
+        st.sampled_from(["A cat\u2028sat\fdown\x85here.\r\n\u200b\n\ufeff\n".encode(), "\u2029\u200b\n\x0b\n".encode()]),
     ),
     flag=st.sampled_from(sorted(OPTION_VALUES)),
     data=st.data(),

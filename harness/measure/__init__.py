@@ -2,6 +2,8 @@
 
 `capture` (Capture: read every site), `norms` (Δ, token masks, norms; pure), `predictions` (KL,
 top-1 agreement, NLL change; pure), `replay` (the later blocks alone, for reuse_prefix), `sweep`
-(profile(), CleanPass, the memory budget) and `record` (the Profile record, plain numpy, no torch).
+(profile(), CleanPass, the memory budget), `guard` (what profile refuses to measure: train mode, a
+foreign hook, a second thread, weights cast after loading) and `record` (the Profile record, plain
+numpy, no torch).
 Nothing is imported here, so `harness.measure.record` loads without the engine.
 """

@@ -57,6 +57,7 @@ import torch
 from harness.errors import InputError
 from harness.intervene.scale import Scale
 from harness.measure.capture import Capture
+from harness.measure.guard import check_same_subject, guarded
 from harness.measure.norms import first_token_weights, frobenius, squared_distance, squared_norm, token_norm_sum, token_weights
 from harness.measure.predictions import (
     CleanPredictions,
@@ -82,6 +83,7 @@ CHUNK_SHARE = 0.25  # one chunk's clean states
 FACTOR_SHARE = 0.25  # activations of the factors stacked in one forward
 
 
+@guarded  # eval mode, no foreign hook, one profile of a subject at a time, weights as loaded
 def profile(
     subject: Subject,
     prompts: Sequence[str] | Tokenized | None,
@@ -119,9 +121,8 @@ def profile(
         first = None if progress is None else (lambda done, total: progress(done, 2 * total))
         clean = CleanPass(subject, prompts, memory_budget_mb, record_block_inputs=reuse_prefix, progress=first, predictions=predictions)
         report = None if progress is None else (lambda done, total: progress(total + done, 2 * total))
-    elif clean.subject is not subject:
-        raise InputError(f"the clean pass was made on {clean.subject.name}, not on {subject.name}: make one per subject.")
     else:
+        check_same_subject(clean.subject, subject)
         report = progress
     if predictions and not clean.predictions:
         raise InputError("predictions=True needs a clean pass made with them: CleanPass(subject, prompts, predictions=True).")
@@ -165,6 +166,7 @@ class CleanPass:
     `vocab_chunk` fixes the reducer's vocabulary slice (None: from the memory budget).
     """
 
+    @guarded
     def __init__(
         self,
         subject: Subject,

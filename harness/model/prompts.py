@@ -1,12 +1,14 @@
 """Prompts: read, check and tokenize them, refusing what would silently change a measurement.
 
 texts = read_prompts(Path("claims/prompts.txt"))     # one prompt per line, '#' starts a comment
+read_prompt_file(path).warning                       # lines of invisible characters only, skipped: one line, or None
 batch = tokenize(subject, texts)                     # Tokenized: ids per prompt, lengths, unknown tokens
 line = unknown_tokens_warning(batch)                 # one line to print once, or None when every token is known
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,23 +54,84 @@ class Tokenized:
 def read_prompts(path: Path) -> list[str]:
     """Prompts from a text file: one per line; blank lines and lines starting with '#' are skipped.
 
-    The file is UTF-8; a byte-order mark at its start is not part of the first line (utf-8-sig).
+    Lines end at '\\n' or '\\r\\n' only: a form feed, U+2028 or U+0085 inside a line stays in that
+    prompt (str.splitlines would cut it in two). A line of invisible characters alone (a zero-width
+    space, a stray byte-order mark) is blank: see `read_prompt_file` for how many there were. The
+    file is UTF-8; a byte-order mark at its start is not part of the first line (utf-8-sig).
     """
+    return read_prompt_file(path).texts
+
+
+@dataclass(frozen=True)
+class PromptFile:
+    """A prompts file as read: its prompts, and the lines skipped as blank that a reader may not see are blank."""
+
+    path: Path
+    texts: list[str]
+    invisible: int  # lines holding only invisible characters (zero-width space, BOM, ...), skipped as blank
+
+    @property
+    def warning(self) -> str | None:
+        """One line to print once (stderr, report header); None when no line was invisible-only."""
+        if not self.invisible:
+            return None
+        lines = "line holds" if self.invisible == 1 else "lines hold"
+        return (
+            f"{self.invisible} {lines} only invisible characters (zero-width space, byte-order mark, other format characters) "
+            f"in prompts file {str(self.path)!r}: skipped as blank, {len(self.texts)} prompts read."
+        )
+
+
+def read_prompt_file(path: Path) -> PromptFile:
+    """`read_prompts`, also counting the invisible-only lines skipped as blank (`PromptFile.warning`)."""
     where = f"prompts file {str(path)!r}"
     if Path(path).is_dir():
         raise InputError(f"{where} is a directory: give a text file with one prompt per line.")
     try:
-        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+        text = Path(path).read_bytes().decode("utf-8-sig")  # not read_text: its universal newlines would end a line at a lone '\r'
     except FileNotFoundError as exc:
         raise InputError(f"{where} does not exist: give a text file with one prompt per line.") from exc
     except UnicodeDecodeError as exc:
         raise InputError(f"{where} is not UTF-8 text: save it as UTF-8, one prompt per line.") from exc
     except OSError as exc:
         raise InputError(f"{where} cannot be read ({exc.strerror or type(exc).__name__}): give a readable text file.") from exc
-    prompts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    prompts, invisible = [], 0
+    for line in text.split("\n"):  # '\r\n' leaves a '\r', which strip() removes
+        seen = visible(line)
+        if not seen:
+            invisible += bool(line.strip())  # whitespace alone is plainly blank
+        elif not seen.startswith("#"):
+            prompts.append(line.strip())
     if not prompts:
         raise InputError(f"{where} holds no prompts: write one prompt per line ('#' lines are comments).")
-    return prompts
+    return PromptFile(Path(path), prompts, invisible)
+
+
+def visible(text: str) -> str:
+    """`text` without the whitespace and invisible characters at its ends; "" when nothing in it would show.
+
+    Invisible: whitespace, control and format characters (Unicode categories Cc, Cf: zero-width
+    space, BOM, bidirectional marks, soft hyphen) and the other default-ignorable code points
+    (variation selectors, Hangul fillers, tag characters).
+    """
+    start, stop = 0, len(text)
+    while start < stop and _invisible(text[start]):
+        start += 1
+    while stop > start and _invisible(text[stop - 1]):
+        stop -= 1
+    return text[start:stop]
+
+
+# Unicode's Default_Ignorable_Code_Point ranges outside categories Cc and Cf (DerivedCoreProperties.txt)
+_IGNORABLE = ((0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x3164, 0x3164), (0xFE00, 0xFE0F),
+              (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))  # fmt: skip
+
+
+def _invisible(char: str) -> bool:
+    if char.isspace() or unicodedata.category(char) in ("Cc", "Cf"):
+        return True
+    point = ord(char)
+    return any(low <= point <= high for low, high in _IGNORABLE)
 
 
 def tokenize(subject: Subject, prompts: Sequence[str]) -> Tokenized:
@@ -86,8 +149,10 @@ def tokenize(subject: Subject, prompts: Sequence[str]) -> Tokenized:
             raise InputError(f"prompt {index} is bytes, not str: decode it first, e.g. text.decode('utf-8').")
         if not isinstance(text, str):
             raise InputError(f"prompt {index} ({text!r}) is {type(text).__name__}, not str: every prompt is text.")
-        if not text.strip():
-            raise InputError(f"prompt {index} ({text!r}) is empty or whitespace only: every prompt needs some text.")
+        if not visible(text):
+            raise InputError(
+                f"prompt {index} ({text!r}) is empty or whitespace only (invisible characters count as none): every prompt needs some text."
+            )
         encoded = subject.encode(text)
         row = tuple(int(t) for t in encoded["input_ids"])
         if len(row) > subject.max_length:

@@ -45,6 +45,7 @@ SETTINGS = pytest.StashKey[Settings]()  # the first model's settings (the only o
 RUNS = pytest.StashKey[list]()  # harness.suite.runs.ModelRun per model, in command-line order
 EXPECTATIONS = pytest.StashKey[Path]()  # the expectations file, checked at start-up
 TEXTS = pytest.StashKey[list]()  # the corpus as read at start-up (harness.model.prompts.read_prompts)
+CORPUS_WARNING = pytest.StashKey[str | None]()  # invisible-only lines skipped in it (PromptFile.warning), or None
 PROFILES = ("ci", "dev", "thorough")  # Hypothesis profiles registered below
 
 
@@ -114,8 +115,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
     if info.get("first_token"):
         lines.append(f"harness: first token: {info['first_token']}")
-    if info.get("unknown_tokens_warning"):
-        lines.append(f"harness: WARNING {info['unknown_tokens_warning']}")
+    for warning in (config.stash.get(CORPUS_WARNING, None), info.get("unknown_tokens_warning")):
+        if warning:
+            lines.append(f"harness: WARNING {warning}")
     if runs[0].settings.layers is not None:
         lines.append(f"harness: layer map {runs[0].settings.layers} (C1–C5 at each; layers other than {info['layer']} are findings)")
     return lines
@@ -354,42 +356,72 @@ def _settings_from(config: pytest.Config) -> list[Settings]:
                 continue
             if option.several:
                 texts, where = found
-                texts = texts if isinstance(texts, list) else [t.strip() for t in str(texts).split(",")]
+                texts = texts if isinstance(texts, list) else _entries(str(texts), where)
                 several.append((option.name, (texts, where)))
             else:
                 given[option.name] = found
     out = [Settings.from_text(given)]  # type: ignore[arg-type]
     for name, (texts, where) in several:
         out = [Settings.from_text({**given, name: (text, where)}) for text in texts]  # type: ignore[dict-item]
-        values = [getattr(s, name) for s in out]
-        twice = next((v for v in values if values.count(v) > 1), None)
-        if twice is not None:
-            raise HarnessError(f"{where} names {twice!r} twice: give each model once.")
+        _check_distinct([getattr(s, name) for s in out], where)
     return out
+
+
+def _check_distinct(models: list[str], where: str) -> None:
+    """Refuse a model named twice, also when spelled two ways ('DIR' and 'DIR/', 'gpt2' and 'GPT2')."""
+    from harness.model.loading import model_identity
+
+    seen: dict[str, str] = {}
+    for model in models:
+        key = model_identity(model)
+        if key not in seen:
+            seen[key] = model
+        elif seen[key] == model:
+            raise HarnessError(f"{where} names {model!r} twice: give each model once.")
+        else:
+            raise HarnessError(f"{where} names one model twice, as {seen[key]!r} and {model!r} (both {key}): give each model once.")
+
+
+def _entries(text: str, where: str) -> list[str]:
+    """A comma-separated variable's entries (HARNESS_MODEL=a,b); an empty one is refused, naming the whole value."""
+    entries = [t.strip() for t in text.split(",")]
+    empty = [n for n, entry in enumerate(entries, 1) if not entry]
+    if empty and len(entries) > 1:  # a wholly empty value is the setting's own error ("is set but empty")
+        raise HarnessError(
+            f"{where}={text!r} has an empty entry (entry {empty[0]} of {len(entries)}): give model names separated by "
+            f"single commas, without a trailing comma, e.g. {where}=minilm,random-gpt2."
+        )
+    return entries
 
 
 def _check_files(config: pytest.Config) -> None:
     """The corpus and the expectations file, read and checked once, before any test."""
     from harness.judge.expectations import check_path, read_table
-    from harness.model.prompts import read_prompts
+    from harness.model.prompts import read_prompt_file
 
     settings = config.stash[SETTINGS]
     path = claims_dir(config) / "expectations.toml"
     label = f"expectations file {str(path)!r}"
-    if config.getoption("expectations") is not None:
-        path = Path(config.getoption("expectations"))
-        label = f"--expectations {str(path)!r}"
-    elif ENV_PREFIX + "EXPECTATIONS" in os.environ:
-        path = Path(os.environ[ENV_PREFIX + "EXPECTATIONS"])
-        label = f"{ENV_PREFIX}EXPECTATIONS={str(path)!r}"
+    variable = ENV_PREFIX + "EXPECTATIONS"
+    flag = config.getoption("expectations")
+    given = ("--expectations", flag) if flag is not None else (variable, os.environ[variable]) if variable in os.environ else None
+    if given is not None:
+        where, text = given
+        if not text.strip():  # Path("") would be the working directory
+            said = f"{where} {text!r} is empty: give" if flag is not None else f"{where} is set but empty: set it to"
+            fix = "leave it out" if flag is not None else f"unset it (unset {where})"
+            raise HarnessError(f"{said} the path of an expectations TOML file, or {fix} to use {path}.")
+        path = Path(text)
+        label = f"{where} {text!r}" if flag is not None else f"{where}={text!r}"
     check_path(path, label, creating=bool(config.getoption("update_expectations")))
     read_table(path)  # a malformed file: say so now, once
     config.stash[EXPECTATIONS] = path
     corpus = settings.prompts or claims_dir(config) / "prompts.txt"
     try:
-        config.stash[TEXTS] = read_prompts(corpus)
+        read = read_prompt_file(corpus)
     except OSError as exc:
         raise HarnessError(f"prompts file {str(corpus)!r} cannot be read ({exc.strerror or exc}): give a readable text file.") from exc
+    config.stash[TEXTS], config.stash[CORPUS_WARNING] = read.texts, read.warning
 
 
 def _inputs(config: pytest.Config) -> list[tuple[str, Path]]:
