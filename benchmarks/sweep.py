@@ -114,7 +114,7 @@ def run(subject: Subject, options: Options) -> dict[str, Any]:
     methods: dict[str, dict[str, Any]] = {}
     deltas: dict[str, np.ndarray] = {}
 
-    small = Tokenized(tokens.texts[:2], tokens.ids[:2], tokens.extra[:2], tokens.unknown[:2])  # warm-up inputs: 2 prompts, 2 factors
+    small = Tokenized(tokens.texts[:2], tokens.ids[:2], tokens.unknown[:2])  # warm-up inputs: 2 prompts, 2 factors
 
     def timed(name: str, fn: Callable[[Tokenized, list[list[int]], list[float]], np.ndarray | None]) -> None:
         fn(small, [[0, 1][: len(small.ids)]], factors[:2])  # untimed: kernels, allocator and caches warm up
@@ -182,7 +182,7 @@ def make_tokens(subject: Subject, n: int, lo: int, hi: int, seed: int) -> Tokeni
     vocab = min(len(subject.tokenizer), int(subject.model.config.vocab_size))
     lengths = generator.integers(lo, hi + 1, size=n)
     ids = tuple(tuple(int(t) for t in generator.integers(0, vocab, size=int(k))) for k in lengths)
-    return Tokenized(texts=tuple(f"prompt {i}" for i in range(n)), ids=ids, extra=tuple({} for _ in range(n)), unknown=(0,) * n)
+    return Tokenized(texts=tuple(f"prompt {i}" for i in range(n)), ids=ids, unknown=(0,) * n)
 
 
 def lm_head_model(subject: Subject) -> torch.nn.Module:

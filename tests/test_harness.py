@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from harness import Capture, CleanPass, InputError, Scale, SubjectLoadError, load_subject, profile, tokenize
 from harness.measurement import squared_distance, token_weights
+from harness.prompts import left_out_note
 from harness.sites import block_output
 
 PROMPTS = ["The cat sat on the mat and looked around the room.", "Paris is the capital of France.", "Hi there you"]
@@ -348,8 +349,23 @@ def test_bad_prompts(prompts, message):
 
 
 def test_prompt_longer_than_context_is_refused_not_truncated():
-    with pytest.raises(InputError, match=r"prompt 0 is \d+ tokens long but minilm takes at most 512"):
+    with pytest.raises(InputError, match=r"1 of 1 prompts exceed the 512 positions of minilm \(prompt 0 is 602 tokens long\), leaving 0"):
         tokenize(_minilm(), ["word " * 600])
+
+
+def test_prompts_longer_than_context_are_left_out_and_the_rest_kept():
+    subject = _minilm()
+    texts = [f"Prompt number {i} is short." for i in range(9)]
+    texts[3:3] = ["word " * 600]
+    texts.append("word " * 511)  # 513 tokens with [CLS] and [SEP]: one over
+    tokens = tokenize(subject, texts)
+    assert tokens.left_out == (3, 10) and tokens.n_given == 11 and tokens.positions == 512
+    assert tokens.texts == tuple(t for i, t in enumerate(texts) if i not in (3, 10))  # the others, in order, untruncated
+    assert tokens.ids[3] == tuple(subject.encode(texts[4])["input_ids"])
+    assert left_out_note(tokens, "minilm") == "2 of 11 prompts exceed the 512 positions of minilm and were left out (prompts 3, 10)"
+    assert left_out_note(tokenize(subject, texts[:3]), "minilm") is None
+    with pytest.raises(InputError, match=r"2 of 9 prompts exceed .* leaving 7, fewer than the 8 a run needs"):
+        tokenize(subject, texts[2:])
 
 
 def test_unknown_model_and_bad_directories(tmp_path, monkeypatch):

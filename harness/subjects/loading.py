@@ -190,7 +190,7 @@ def _load_pretrained(
         except Exception as exc:  # safetensors' own error type, or whatever a broken file makes torch raise
             raise SubjectLoadError(_unreadable_weights(name, directory, exc)) from exc
         model = getattr(lm, spec.base_prefix)
-        base_info, head_missing = _split_loading_info(info, spec)
+        base_info, head_missing = _split_loading_info(_same_on_4_and_5(lm, info, directory), spec)
         _check_weights_match(name, spec, model, base_info, directory)
         head, head_note = _head_or_why(lm, spec, head_missing)
         try:
@@ -206,6 +206,33 @@ def _load_pretrained(
     revision = getattr(model.config, "_commit_hash", None)
     revision = f"commit:{revision}" if revision else _weights_digest(weights or [])
     return _assemble(name, model, tokenizer, spec, revision, source, options, dtype, head, head_note)
+
+
+def _same_on_4_and_5(lm: nn.Module, info: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """from_pretrained's loading info, told alike by transformers 4 and 5.
+
+    Unexpected keys that the model class's ignore list hides are added back (transformers 5's GPT-2
+    ignores the pattern "attn.bias", which also matches the real weight c_attn.bias); the row's
+    `tolerated` keys then decide, as for any key. Mismatched keys become (key, stored shape, model
+    shape) (transformers 4 gives the key alone), the stored shape read from the safetensors headers.
+    """
+    shapes = _stored_shapes(directory)
+    own = {key: tuple(value.shape) for key, value in lm.state_dict().items()}
+    prefix = lm.base_model_prefix + "."
+    patterns = getattr(type(lm), "_keys_to_ignore_on_load_unexpected", None) or ()
+    unexpected = list(info.get("unexpected_keys", ()))
+    hidden = [
+        key
+        for key in shapes
+        if key not in own and prefix + key not in own and key not in unexpected and any(re.search(p, key) for p in patterns)
+    ]
+    mismatched = []
+    for entry in info.get("mismatched_keys", ()):
+        if isinstance(entry, str):  # transformers 4: the model's key alone
+            stored = shapes.get(entry, shapes.get(entry.removeprefix(prefix)))
+            entry = (entry, stored, own.get(entry)) if stored is not None and entry in own else entry
+        mismatched.append(entry)
+    return {**info, "unexpected_keys": unexpected + hidden, "mismatched_keys": mismatched}
 
 
 def _split_loading_info(info: dict[str, Any], spec: Architecture) -> tuple[dict[str, Any], list[str]]:
@@ -308,16 +335,12 @@ def _check_size(name: str, spec: Architecture, config: object, directory: Path) 
     values stored in the safetensors headers; a 10% margin covers parts a checkpoint may lack
     (BERT's pooler in masked-LM checkpoints). Finer disagreements are found by the key check.
     """
-    from safetensors import safe_open
     from transformers import AutoModel
 
-    stored = 0
-    for path in directory.glob("*.safetensors"):
-        try:
-            with safe_open(str(path), "pt") as handle:
-                stored += sum(math.prod(handle.get_slice(key).get_shape()) for key in handle.keys())
-        except Exception:  # an unreadable file is named by the weights stage
-            return
+    try:
+        stored = sum(math.prod(shape) for shape in _stored_shapes(directory).values())
+    except Exception:  # an unreadable file is named by the weights stage
+        return
     if not stored:
         return
     try:
@@ -383,14 +406,19 @@ def _check_weights_match(name: str, spec: Architecture, model: nn.Module, info: 
 
 def _stored_blocks(directory: Path, spec: Architecture) -> set[int]:
     """Block indices that the safetensors files in `directory` hold weights for (key names only, from the headers)."""
+    pattern = re.compile(rf"(?:^|\.){re.escape(spec.blocks)}\.(\d+)\.")
+    return {int(m[1]) for key in _stored_shapes(directory) if (m := pattern.search(key))}
+
+
+def _stored_shapes(directory: Path) -> dict[str, tuple[int, ...]]:
+    """Every key of the safetensors files in `directory` and its shape, read from the headers (no tensor is loaded)."""
     from safetensors import safe_open
 
-    pattern = re.compile(rf"(?:^|\.){re.escape(spec.blocks)}\.(\d+)\.")
-    indices: set[int] = set()
-    for path in directory.glob("*.safetensors"):
+    shapes: dict[str, tuple[int, ...]] = {}
+    for path in sorted(directory.glob("*.safetensors")):
         with safe_open(str(path), "pt") as handle:
-            indices.update(int(m[1]) for key in handle.keys() if (m := pattern.search(key)))
-    return indices
+            shapes.update({key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()})
+    return shapes
 
 
 def _ranges(indices: set[int]) -> str:

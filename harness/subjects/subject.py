@@ -7,8 +7,6 @@ subject.first.describe         # "BOS '<s>' (id 1), added by the tokenizer"
 
 from __future__ import annotations
 
-import functools
-import inspect
 import operator
 from dataclasses import dataclass
 
@@ -91,21 +89,23 @@ class Subject:
         return index
 
     def encode(self, text: str) -> dict[str, list[int]]:
-        """Model inputs for one prompt, unpadded: input_ids (and e.g. token_type_ids), as the subject reads it.
+        """Model inputs for one prompt, unpadded: {"input_ids": [...], "attention_mask": [1, ...]}.
 
         The one place that turns text into ids. The first token follows `self.first`: the
         tokenizer's own BOS / [CLS] ("auto"), a BOS ensured ("yes") or the tokenizer's removed ("no").
-        Keys the base model's forward does not take (a decoder's token_type_ids) are dropped.
+        Only the ids and the mask are fed to the model, whatever else the tokenizer returns: a prompt
+        is one segment, and a model given no token_type_ids takes its own single-segment default
+        (BERT: segment 0, as its tokenizer would give; GPT-2: no segment embedding added). So
+        GPT-2 on a tokenizer that returns token_type_ids (random-gpt2's WordPiece under
+        transformers 4) reads the same inputs as under transformers 5.
         """
-        encoded = {k: list(v) for k, v in self.tokenizer(text).items() if k in _model_inputs(type(self.model))}
-        ids = encoded["input_ids"]
+        ids = [int(t) for t in self.tokenizer(text)["input_ids"]]
         first = self.first
         if first.policy == "no" and first.added is not None and ids[:1] == [first.added]:
-            encoded = {k: v[1:] for k, v in encoded.items()}
+            ids = ids[1:]
         elif first.start is not None and ids[:1] != [first.start]:
-            # the new token joins the segment of the old first one: mask 1, same token type
-            encoded = {k: [first.start if k == "input_ids" else (v[0] if v else 1), *v] for k, v in encoded.items()}
-        return encoded
+            ids = [first.start, *ids]
+        return {"input_ids": ids, "attention_mask": [1] * len(ids)}
 
     def describe(self) -> dict[str, object]:
         """What makes a run on this subject repeatable, for headers and reports."""
@@ -154,10 +154,3 @@ def check_prepend_bos(value: object) -> str:
     if value not in PREPEND_BOS:
         raise InputError(f"prepend_bos {value!r} is not allowed: choose one of {', '.join(PREPEND_BOS)} (--prepend-bos).")
     return value  # type: ignore[return-value]
-
-
-@functools.cache
-def _model_inputs(model_class: type[nn.Module]) -> frozenset[str]:
-    """The inputs the base model's forward names (input_ids, attention_mask, token_type_ids, ...)."""
-    names = frozenset(inspect.signature(model_class.forward).parameters)
-    return names | {"input_ids", "attention_mask"}
