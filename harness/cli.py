@@ -104,7 +104,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def _profile(args: argparse.Namespace) -> int:
     from harness import profile
-    from harness.prompts import read_prompts, tokenize, unknown_tokens_warning
+    from harness.prompts import left_out_note, read_prompts, tokenize, unknown_tokens_warning
     from harness.sweep import terminal_progress
 
     settings = settings_from(args)
@@ -124,6 +124,9 @@ def _profile(args: argparse.Namespace) -> int:
     warning = unknown_tokens_warning(tokens)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    left_out = left_out_note(tokens, subject.name)
+    if left_out:
+        print(f"note: {left_out}", file=sys.stderr)
     result = profile(
         subject,
         tokens,
@@ -143,8 +146,10 @@ def _profile(args: argparse.Namespace) -> int:
             **result.to_dict(),
             "device": str(subject.device),
             "dtype": str(subject.dtype).removeprefix("torch."),
-            "n_prompts": len(prompts),
+            "n_prompts": len(tokens.texts),  # measured: those given less the ones left out
             "unknown_tokens": unknown,
+            "prompts_left_out": list(tokens.left_out),
+            "n_prompts_left_out": len(tokens.left_out),
         }
         if why_not:
             out["predictions_not_measured"] = why_not

@@ -41,7 +41,7 @@ class ModelRun:
 
     def load(self, texts: list[str]) -> None:
         """Load the subject, check the layers against its blocks, tokenize the corpus; raise HarnessError."""
-        from harness.prompts import tokenize
+        from harness.prompts import left_out_note, tokenize
 
         self.tried = True
         try:
@@ -58,8 +58,11 @@ class ModelRun:
             **subject.describe(),
             "layer": self.settings.layer,
             "layers": layers,
-            "n_prompts": len(tokens.texts),
+            "n_prompts": len(tokens.texts),  # measured: the corpus less the prompts left out
             "unknown_tokens": tokens.n_unknown,
+            "prompts_left_out": list(tokens.left_out),  # indices in the corpus of prompts longer than the model's positions
+            "n_prompts_left_out": len(tokens.left_out),
+            "prompts_left_out_note": left_out_note(tokens, subject.name),  # one line, or None when none were left out
         }
 
     def map_layers(self, n_blocks: int) -> list[int] | None:
