@@ -4,7 +4,7 @@
     settings = Settings.from_text({"layer": ("4", "--layer")})   # parse what a user typed, saying where
 
 Each field carries its flag, its help and its parser once, in `dataclasses.field(metadata=...)`
-(see `setting`). `harness.cli` adds one flag per field marked for the CLI, `harness.plugin` one
+(see `setting`). `harness.cli` adds one flag per field marked for the CLI, `harness.suite.plugin` one
 pytest option per field marked for pytest, with an environment fallback `HARNESS_<NAME>`; the
 report's header prints `as_dict()`. So a name, a default and a help text are written here only.
 """
@@ -291,7 +291,9 @@ class Settings:
         if not self.factors:
             raise InputError("no factors given: pass at least one, e.g. --factor 0.5 --factor 1.5.")
         if self.max_memory is not None and self.device_map is None:
-            raise InputError(f"max_memory {self.max_memory!r} is given without device_map: add --device-map auto, or leave --max-memory out.")
+            raise InputError(
+                f"max_memory {self.max_memory!r} is given without device_map: add --device-map auto, or leave --max-memory out."
+            )
         return dataclasses.replace(
             self, **{o.name: _normal(o, getattr(self, o.name), f"{o.name}={getattr(self, o.name)!r}") for o in options()}
         )
@@ -348,21 +350,6 @@ def check_factor(value: object) -> float:
         return parse_factor(value)  # type: ignore[arg-type]
     except ValueError as exc:
         raise InputError(f"factor {value!r} {exc}.") from None
-
-
-def load_subject_for(settings: Settings):
-    """The subject these settings name (harness.subjects.load_subject with the loader's settings)."""
-    from harness.subjects import load_subject
-
-    return load_subject(
-        settings.model,
-        device=settings.device,
-        dtype=settings.dtype,
-        seed=settings.seed,
-        prepend_bos=settings.prepend_bos,
-        device_map=settings.device_map,
-        max_memory=max_memory_of(settings.max_memory) if settings.max_memory else None,
-    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 
 from harness import load_subject, profile
 from harness.cli import main as cli_main
-from harness.prompts import read_prompts
+from harness.model.prompts import read_prompts
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "claims" / "prompts.txt"

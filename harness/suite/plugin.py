@@ -13,13 +13,13 @@ as the CLI's flags), each with an environment fallback `HARNESS_<NAME>`. Options
 and the expectations file are checked at start-up. One model loads once per session (and per
 xdist worker), only when tests are going to run (not for --help, --markers, --co, --fixtures);
 when it cannot load, the session stops at once with the loader's message and exit code 4.
-Several models (`--model` repeated, or HARNESS_MODEL=a,b) are one `harness.runs.ModelRun` each: every
+Several models (`--model` repeated, or HARNESS_MODEL=a,b) are one `harness.suite.runs.ModelRun` each: every
 claim test is parametrized by model (its id starts with the model: `[minilm-0.5]`), the tests run
 model by model, each model loads at its first test and is freed after its last; a model that cannot
 load makes its own tests error with the loader's message while the others run. Under -n N the
 models spread over the workers, one model per worker at a time (`pytest_xdist_make_scheduler`).
 All state lives in `config.stash`. The report plugin (harness.report.collect) talks to this one
-through the hooks in `harness.suite`.
+through the hooks in `harness.suite.hooks`.
 """
 
 from __future__ import annotations
@@ -37,14 +37,14 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import InvalidArgument
 
 from harness.errors import HarnessError
-from harness.runs import LAYER_MAP_CLAIMS, ModelRun, model_in_nodeid
 from harness.settings import ENV_PREFIX, PYTEST, Settings, options, where_given
-from harness.suite import MODEL_PROPERTY, claims_dir, names_claims, runs_tests
+from harness.suite.hooks import MODEL_PROPERTY, claims_dir, names_claims, runs_tests
+from harness.suite.runs import LAYER_MAP_CLAIMS, ModelRun, model_in_nodeid
 
 SETTINGS = pytest.StashKey[Settings]()  # the first model's settings (the only one's, in a one-model run)
-RUNS = pytest.StashKey[list]()  # harness.runs.ModelRun per model, in command-line order
+RUNS = pytest.StashKey[list]()  # harness.suite.runs.ModelRun per model, in command-line order
 EXPECTATIONS = pytest.StashKey[Path]()  # the expectations file, checked at start-up
-TEXTS = pytest.StashKey[list]()  # the corpus as read at start-up (harness.prompts.read_prompts)
+TEXTS = pytest.StashKey[list]()  # the corpus as read at start-up (harness.model.prompts.read_prompts)
 PROFILES = ("ci", "dev", "thorough")  # Hypothesis profiles registered below
 
 
@@ -189,7 +189,7 @@ def pytest_claim_outcomes(config: pytest.Config, outcomes: list, complete: bool,
     """--update-expectations: write what this run measured at each model's --layer, only after a complete run."""
     if not config.getoption("update_expectations") or RUNS not in config.stash:
         return
-    from harness.expectations import summarize, write_expectations
+    from harness.judge.expectations import summarize, write_expectations
 
     path = config.stash[EXPECTATIONS]
     reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -252,7 +252,7 @@ def subject(harness_model: ModelRun):
 
 @pytest.fixture(scope="session")
 def tokens(harness_model: ModelRun):
-    """The corpus as read at start-up, tokenized by this model (harness.prompts.Tokenized)."""
+    """The corpus as read at start-up, tokenized by this model (harness.model.prompts.Tokenized)."""
     return harness_model.tokens
 
 
@@ -319,7 +319,7 @@ def progress_lines(config: pytest.Config, label: str, after_s: float = 5.0) -> C
 @pytest.fixture(scope="session")
 def expectations(pytestconfig: pytest.Config, settings: Settings, harness_model: ModelRun, harness_layer: int | None):
     """Every claim's expectation for this model at this layer; a layer map's other layers are findings."""
-    from harness.expectations import load_expectations
+    from harness.judge.expectations import load_expectations
 
     judged = None if harness_layer is None else harness_model.settings.layer
     return load_expectations(pytestconfig.stash[EXPECTATIONS], settings.model, settings.layer, judged=judged)
@@ -328,7 +328,7 @@ def expectations(pytestconfig: pytest.Config, settings: Settings, harness_model:
 @pytest.fixture
 def claim_check(request: pytest.FixtureRequest, expectations, settings: Settings, subject):
     """The test's claim (from its `claim` marker): skipped here when not applicable, else checked by the test."""
-    from harness.checks import ClaimCheck
+    from harness.suite.checks import ClaimCheck
 
     marker = request.node.get_closest_marker("claim")
     if marker is None or not marker.args or marker.args[0] not in expectations:
@@ -369,8 +369,8 @@ def _settings_from(config: pytest.Config) -> list[Settings]:
 
 def _check_files(config: pytest.Config) -> None:
     """The corpus and the expectations file, read and checked once, before any test."""
-    from harness.expectations import check_path, read_table
-    from harness.prompts import read_prompts
+    from harness.judge.expectations import check_path, read_table
+    from harness.model.prompts import read_prompts
 
     settings = config.stash[SETTINGS]
     path = claims_dir(config) / "expectations.toml"
@@ -415,7 +415,7 @@ def _load_hypothesis_profile(config: pytest.Config) -> None:
         hypothesis_settings.load_profile(name or ("ci" if os.environ.get("CI") else "dev"))
     except InvalidArgument:
         raise pytest.UsageError(
-            f"{shown} is not a Hypothesis profile: choose one of {', '.join(PROFILES)} (see harness/plugin.py)."
+            f"{shown} is not a Hypothesis profile: choose one of {', '.join(PROFILES)} (see harness/suite/plugin.py)."
         ) from None
 
 
@@ -442,7 +442,7 @@ def _run_info(config: pytest.Config) -> dict[str, object]:
     import torch
     import transformers
 
-    from harness.prompts import unknown_tokens_warning
+    from harness.model.prompts import unknown_tokens_warning
 
     runs = config.stash[RUNS]
     settings = runs[0].settings

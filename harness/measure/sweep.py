@@ -25,11 +25,11 @@ kernels are not batch-invariant on every CPU (MKL's AVX-512 kernels with two thr
 carries float32 rounding; measured on an Intel Xeon with the defaults, minilm, 3 prompts, 3 factors:
 up to 3.9e-7 of ‖H_clean‖ before the layer and 1.0e-6 at factor 1 after it (0 on random-gpt2).
 
-`reuse_prefix=True` (opt-in) skips the blocks before the intervention (harness.replay): sites before
+`reuse_prefix=True` (opt-in) skips the blocks before the intervention (harness.measure.replay): sites before
 `layer` then read 0 by construction, not by measurement, so keep the default wherever those sites
 are a claim (C1). From `layer` on it equals the full forward bit for bit with factor_batch=1.
 
-Predictions (`predictions=True`, subjects with an LM head; harness.predictions): the clean pass
+Predictions (`predictions=True`, subjects with an LM head; harness.measure.predictions): the clean pass
 also reduces each chunk's clean logits once (`CleanPredictions`, held with the chunk's states while
 they fit the hold share, else recomputed by the same forward). Each factor's rows of the base
 model's last output then go through the head one factor at a time, (P, T, D) -> (P, T, V), and are
@@ -54,17 +54,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.capture import Capture
 from harness.errors import InputError
-from harness.intervention import Scale
-from harness.measurement import first_token_weights, frobenius, squared_distance, squared_norm, token_norm_sum, token_weights
-from harness.predictions import CleanPredictions, Predictions, PredictionSums, clean_predictions, reduce_scaled, vocab_chunk_for, with_first
-from harness.profile import Profile
-from harness.prompts import Tokenized, tokenize
-from harness.replay import BlockInputs, Call, replay
+from harness.intervene.scale import Scale
+from harness.measure.capture import Capture
+from harness.measure.norms import first_token_weights, frobenius, squared_distance, squared_norm, token_norm_sum, token_weights
+from harness.measure.predictions import (
+    CleanPredictions,
+    Predictions,
+    PredictionSums,
+    clean_predictions,
+    reduce_scaled,
+    vocab_chunk_for,
+    with_first,
+)
+from harness.measure.record import Profile
+from harness.measure.replay import BlockInputs, Call, replay
+from harness.model import Subject
+from harness.model.prompts import Tokenized, tokenize
+from harness.model.sites import layer_index
 from harness.settings import check_factor
-from harness.sites import layer_index
-from harness.subjects import Subject
 
 Progress = Callable[[int, int], None]  # progress(chunks done, chunks in all)
 
@@ -323,7 +331,7 @@ class _Sums:
     def __init__(self, n_factors: int, n_sites: int, n_prompts: int, device: torch.device, predictions: bool = False) -> None:
         self.delta = torch.zeros((n_factors, n_sites, n_prompts), dtype=torch.float32, device=device)
         self.delta_all = torch.zeros_like(self.delta)
-        # per (factor, prompt) prediction sums, already on the host (harness.predictions); None: not measured
+        # per (factor, prompt) prediction sums, already on the host (harness.measure.predictions); None: not measured
         self.predictions: PredictionSums | None = None
         if predictions:
             zeros = np.zeros((n_factors, n_prompts))

@@ -29,8 +29,8 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from harness.sites import block_output, call_without_hidden
-from harness.subjects import Subject
+from harness.model import Subject
+from harness.model.sites import block_output, call_without_hidden
 
 Call = tuple[tuple[Any, ...], dict[str, Any]]  # a block's (args, kwargs) without its hidden state
 SiteFn = Callable[[str, torch.Tensor], None]

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from harness.errors import InputError
-from harness.subjects import Subject
+from harness.model import Subject
 
 # Fewest prompts a run may keep once over-long ones are left out: the claims' per-prompt shares and
 # bootstrap intervals over fewer prompts would say little, and a corpus cut that far is not the one asked for.

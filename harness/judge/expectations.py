@@ -7,7 +7,7 @@ The file has one section per model, measured at the note's layer (2), and a sub-
 layer measured (`[minilm.layer-4]`). A claim is held to the first entry found in: the layer's
 section, the model's section (the note's layer), the note itself (`holds`). For `gpt2` every claim
 is expected to hold, as the note states it. Two cases judge nothing and record a finding instead
-(harness.outcome.FINDING: shown, never failing):
+(harness.judge.outcome.FINDING: shown, never failing):
 - a model with no section: its empirical claims (Claim.empirical: C3, C4, C5, ...) are findings, since
   the note says nothing about its weights; its structural claims (C0, C1, C2) still hold for any
   weights when the hook is right, so they are held to the note;
@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.judgement import CLAIMS, HOLDS, NOT_APPLICABLE, REFUTED, VERDICTS
-from harness.outcome import FINDING
+from harness.judge.judgement import CLAIMS, HOLDS, NOT_APPLICABLE, REFUTED, VERDICTS
+from harness.judge.outcome import FINDING
 from harness.settings import NOTE_LAYER
 
 HEADER = """\
-# Expected verdict of each claim (harness.judgement.CLAIMS) on each model: holds, refuted or not-applicable.
+# Expected verdict of each claim (harness.judge.judgement.CLAIMS) on each model: holds, refuted or not-applicable.
 # [model]: measured at the note's layer (2); [model.layer-N]: measured with --layer N. A layer without
 # its own section is held to the model's section. gpt2: the note's claims as stated.
 # A run whose verdict differs from its expectation fails, in both directions.
@@ -86,7 +86,7 @@ def load_expectations(path: Path, model: str, layer: int = NOTE_LAYER, *, judged
 
 
 def summarize(outcomes: Iterable[object] | Mapping[str, Iterable[object]]) -> dict[str, Expectation]:
-    """One expectation per claim from a run's outcomes (harness.outcome.ClaimOutcome records, or
+    """One expectation per claim from a run's outcomes (harness.judge.outcome.ClaimOutcome records, or
     claim -> outcome dicts with verdict and reason): holds only if every test of it held."""
     if isinstance(outcomes, Mapping):
         groups = {claim: list(items) for claim, items in outcomes.items()}

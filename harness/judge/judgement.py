@@ -67,8 +67,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.bootstrap import RESAMPLES, Interval, percentile_interval, prompt_bootstrap, resample_counts
-from harness.profile import Profile
+from harness.judge.bootstrap import RESAMPLES, Interval, percentile_interval, prompt_bootstrap, resample_counts
+from harness.measure.record import Profile
 
 HOLDS, REFUTED, NOT_APPLICABLE = "holds", "refuted", "not-applicable"
 VERDICTS = (HOLDS, REFUTED, NOT_APPLICABLE)
@@ -239,7 +239,7 @@ class Verdict:
 # that same rule to the corpus aggregate and to every prompt. The number a rule compares is one
 # vectorised `statistic(delta, clean_norm, delta_all_tokens)` over arrays (..., S) -> (...): the same
 # function gives the verdict's statistic (on the aggregate), each prompt's value (on (P, S)) and the
-# bootstrap distribution (on (B, S) resampled aggregates, harness/bootstrap.py).
+# bootstrap distribution (on (B, S) resampled aggregates, harness/judge/bootstrap.py).
 
 Rule = Callable[[np.ndarray, np.ndarray, np.ndarray], bool]
 Statistic = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -474,7 +474,7 @@ def judge_c6(prof: Profile, factor_index: int = 0, *, seed: int = 0) -> Verdict:
 
 
 def _kl_bootstrap(kl_sums: np.ndarray, positions: np.ndarray, seed: int) -> Interval:
-    """Percentile interval of Σ w·kl_sum / Σ w·positions over prompt resamples (harness.bootstrap's draws)."""
+    """Percentile interval of Σ w·kl_sum / Σ w·positions over prompt resamples (harness.judge.bootstrap's draws)."""
     counts = resample_counts(len(positions), RESAMPLES, seed).astype(np.float64)  # (B, P)
     with np.errstate(divide="ignore", invalid="ignore"):  # a resample of prompts without positions: NaN, left out
         values = np.einsum("bp,p->b", counts, kl_sums) / np.einsum("bp,p->b", counts, positions)

@@ -11,7 +11,7 @@ batched forward: row r of block `layer`'s output is multiplied by factor[r].
 
 The hook multiplies the hidden-state tensor itself, whether the block returns a Tensor
 (transformers 5) or a tuple whose first element is that tensor (transformers 4): see
-`harness.sites.block_output`.
+`harness.model.sites.block_output`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from harness.errors import InputError
+from harness.model import Subject
+from harness.model.sites import block_output, layer_index
 from harness.settings import check_factor
-from harness.sites import block_output, layer_index
-from harness.subjects import Subject
 
 Factor = float | torch.Tensor
 
