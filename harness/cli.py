@@ -1,5 +1,6 @@
-"""Command line: `python -m harness profile ...` prints Δ per site as a table or as JSON.
+"""Command line: `profile` prints Δ per site as a table or as JSON; `report merge` joins claim reports.
 
+    layer-claims profile --model minilm --layer 2 --factor 0.5 --prompt "The cat sat."   # the installed command, or:
     python -m harness profile --model minilm --layer 2 --factor 0.5 --factor 1.5 --prompt "The cat sat."
     python -m harness profile --model random-gpt2 --prompts claims/prompts.txt --factor-batch 3 --json
     python -m harness report merge reports/gpt2.json reports/minilm.json -o reports/matrix.html
@@ -30,8 +31,8 @@ from harness.suite.runs import load_subject_for
 OUTPUT_FLAGS = ("--prompt", "--per-prompt", "--json")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+def main(argv: Sequence[str] | None = None, prog: str = "python -m harness") -> int:
+    parser = _parser(prog)
     args = parser.parse_args(values_kept(list(sys.argv[1:] if argv is None else argv), parser))
     try:
         return args.run(args)
@@ -47,8 +48,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m harness", description=__doc__.split("\n")[0], allow_abbrev=False)
+def console() -> None:
+    """The `layer-claims` command (pyproject [project.scripts]): main() under its own name, same exit codes."""
+    sys.exit(main(prog="layer-claims"))
+
+
+def _parser(prog: str = "python -m harness") -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description=__doc__.split("\n")[0], allow_abbrev=False)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     prof = commands.add_parser("profile", help="Δ at every site for each factor", description="Scale one block's output; print Δ per site.")
     prof.allow_abbrev = False
