@@ -105,3 +105,26 @@ def test_max_memory_sizes_are_read_as_accelerate_reads_them():
     assert got == {0: convert_file_size_to_int("10GiB"), 1: convert_file_size_to_int("500MB"), "cpu": convert_file_size_to_int("2048KiB")}
     with pytest.raises((InputError, HarnessError)):
         load_subject("minilm", max_memory={"cpu": 1})
+
+
+def test_the_claims_run_on_a_placed_model_and_say_where_it_sits(checkpoint, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(PROMPTS * 3) + "\n", encoding="utf-8")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}, "HF_HUB_OFFLINE": "1", "CI": "true"}
+    report = tmp_path / "r.html"
+    cmd = [sys.executable, "-m", "pytest", "claims/", "-p", "no:cacheprovider", "-k", "C1 or C2", "--model", str(checkpoint)]
+    cmd += ["--layer", "1", "--prompts", str(prompts), "--device-map", "auto", "--max-memory", "cpu=100kB", "--report", str(report)]
+    run = subprocess.run(cmd, cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert f"harness: {checkpoint} placed by accelerate: cpu: model.embed_tokens, model.layers.0; disk: model.layers.1-2" in run.stdout
+    doc = json.loads(report.with_suffix(".json").read_text(encoding="utf-8"))
+    assert doc["run"]["device_map"].startswith("cpu: model.embed_tokens") and "placed by accelerate" in report.read_text(encoding="utf-8")
+    c1 = next(i for c in doc["claims"] if c["claim"] == "C1" for i in c["items"])
+    whole = load_subject(str(checkpoint), device="cpu")
+    expected = profile(whole, PROMPTS * 3, 1, c1["evidence"]["profile"]["factors"])
+    assert c1["evidence"]["profile"]["delta"] == expected.delta.tolist()  # the same numbers as on one device

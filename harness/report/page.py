@@ -56,6 +56,7 @@ tr.finding td { color: #57606a; }
 {% if m.get("device") %} · {{ m.device }}{% endif %}{% if m.get("dtype") %} {{ m.dtype }}{% endif %}
 {% if m.get("layer", doc.run.get("layer")) is not none %} · block {{ m.get("layer", doc.run.get("layer")) }} scaled{% endif %}
 {% if m.get("first_token") %}<br><span class="muted small">first token: {{ m.first_token }}</span>{% endif %}
+{% if m.get("device_map") %}<br><span class="muted small">placed by accelerate: {{ m.device_map }}</span>{% endif %}
 {% if m.get("prompts_left_out_note") %}<br><span class="left-out" data-key="prompts_left_out">{{ m.prompts_left_out_note }}</span>{% endif %}
 {% if m.get("error") %}<br><span class="error">could not load: {{ m.error }}</span>{% endif %}</p>
 {% endfor %}

@@ -115,6 +115,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if info.get("unknown_tokens_warning"):
         lines.append(f"harness: WARNING {info['unknown_tokens_warning']}")
     lines += [f"harness: {m['prompts_left_out_note']}" for m in info["models"] if m.get("prompts_left_out_note")]
+    lines += [f"harness: {m['model']} placed by accelerate: {m['device_map']}" for m in info["models"] if m.get("device_map")]
     if runs[0].settings.layers is not None:
         lines.append(f"harness: layer map {runs[0].settings.layers} (C1–C5 at each; layers other than {info['layer']} are findings)")
     return lines
