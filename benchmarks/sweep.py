@@ -41,6 +41,7 @@ import math
 import os
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -225,8 +226,15 @@ def tl_bridge(lm: torch.nn.Module, subject: Subject) -> Any:
         from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
     except ImportError:
         return None
+    from transformers import AutoTokenizer
+
     model = copy.deepcopy(lm)
-    return build_bridge_from_module(model, "GPT2LMHeadModel", hf_config=model.config, tokenizer=subject.tokenizer).eval()
+    # The bridge reloads its tokenizer by name (init_kwargs["name_or_path"]), which one built in memory lacks:
+    # save random-gpt2's tokenizer to a directory and give the bridge the one loaded back from there.
+    with tempfile.TemporaryDirectory(prefix="bench-tokenizer-") as directory:
+        subject.tokenizer.save_pretrained(directory)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        return build_bridge_from_module(model, "GPT2LMHeadModel", hf_config=model.config, tokenizer=tokenizer).eval()
 
 
 def tl_sweep(bridge: Any, subject: Subject, tokens: Tokenized, chunks: list[list[int]], layer: int, factors: list[float]) -> np.ndarray:
