@@ -41,6 +41,7 @@ import math
 import os
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -114,7 +115,7 @@ def run(subject: Subject, options: Options) -> dict[str, Any]:
     methods: dict[str, dict[str, Any]] = {}
     deltas: dict[str, np.ndarray] = {}
 
-    small = Tokenized(tokens.texts[:2], tokens.ids[:2], tokens.extra[:2], tokens.unknown[:2])  # warm-up inputs: 2 prompts, 2 factors
+    small = Tokenized(tokens.texts[:2], tokens.ids[:2], tokens.unknown[:2])  # warm-up inputs: 2 prompts, 2 factors
 
     def timed(name: str, fn: Callable[[Tokenized, list[list[int]], list[float]], np.ndarray | None]) -> None:
         fn(small, [[0, 1][: len(small.ids)]], factors[:2])  # untimed: kernels, allocator and caches warm up
@@ -182,7 +183,7 @@ def make_tokens(subject: Subject, n: int, lo: int, hi: int, seed: int) -> Tokeni
     vocab = min(len(subject.tokenizer), int(subject.model.config.vocab_size))
     lengths = generator.integers(lo, hi + 1, size=n)
     ids = tuple(tuple(int(t) for t in generator.integers(0, vocab, size=int(k))) for k in lengths)
-    return Tokenized(texts=tuple(f"prompt {i}" for i in range(n)), ids=ids, extra=tuple({} for _ in range(n)), unknown=(0,) * n)
+    return Tokenized(texts=tuple(f"prompt {i}" for i in range(n)), ids=ids, unknown=(0,) * n)
 
 
 def lm_head_model(subject: Subject) -> torch.nn.Module:
@@ -225,8 +226,15 @@ def tl_bridge(lm: torch.nn.Module, subject: Subject) -> Any:
         from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
     except ImportError:
         return None
+    from transformers import AutoTokenizer
+
     model = copy.deepcopy(lm)
-    return build_bridge_from_module(model, "GPT2LMHeadModel", hf_config=model.config, tokenizer=subject.tokenizer).eval()
+    # The bridge reloads its tokenizer by name (init_kwargs["name_or_path"]), which one built in memory lacks:
+    # save random-gpt2's tokenizer to a directory and give the bridge the one loaded back from there.
+    with tempfile.TemporaryDirectory(prefix="bench-tokenizer-") as directory:
+        subject.tokenizer.save_pretrained(directory)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        return build_bridge_from_module(model, "GPT2LMHeadModel", hf_config=model.config, tokenizer=tokenizer).eval()
 
 
 def tl_sweep(bridge: Any, subject: Subject, tokens: Tokenized, chunks: list[list[int]], layer: int, factors: list[float]) -> np.ndarray:

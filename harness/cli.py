@@ -1,5 +1,6 @@
-"""Command line: `python -m harness profile ...` prints Δ per site as a table or as JSON.
+"""Command line: `profile` prints Δ per site as a table or as JSON; `report merge` joins claim reports.
 
+    layer-claims profile --model minilm --layer 2 --factor 0.5 --prompt "The cat sat."   # the installed command, or:
     python -m harness profile --model minilm --layer 2 --factor 0.5 --factor 1.5 --prompt "The cat sat."
     python -m harness profile --model random-gpt2 --prompts claims/prompts.txt --factor-batch 3 --json
     python -m harness report merge reports/gpt2.json reports/minilm.json -o reports/matrix.html
@@ -32,8 +33,8 @@ from harness.suite.runs import load_subject_for
 OUTPUT_FLAGS = ("--prompt", "--per-prompt", "--json")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+def main(argv: Sequence[str] | None = None, prog: str = "python -m harness") -> int:
+    parser = _parser(prog)
     args = parser.parse_args(values_kept(list(sys.argv[1:] if argv is None else argv), parser))
     try:
         return args.run(args)
@@ -52,8 +53,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m harness", description=__doc__.split("\n")[0], allow_abbrev=False)
+def console() -> None:
+    """The `layer-claims` command (pyproject [project.scripts]): main() under its own name, same exit codes."""
+    sys.exit(main(prog="layer-claims"))
+
+
+def _parser(prog: str = "python -m harness") -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description=__doc__.split("\n")[0], allow_abbrev=False)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     prof = commands.add_parser("profile", help="Δ at every site for each factor", description="Scale one block's output; print Δ per site.")
     prof.allow_abbrev = False
@@ -111,7 +117,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def _profile(args: argparse.Namespace) -> int:
     from harness import profile
     from harness.measure.sweep import terminal_progress
-    from harness.model.prompts import read_prompt_file, tokenize, unknown_tokens_warning
+    from harness.model.prompts import left_out_note, read_prompt_file, tokenize, unknown_tokens_warning
 
     settings = settings_from(args)
     prompts, corpus = list(args.prompt), None
@@ -131,6 +137,9 @@ def _profile(args: argparse.Namespace) -> int:
     for warning in (corpus and corpus.warning, unknown_tokens_warning(tokens)):  # once the input is known good
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
+    left_out = left_out_note(tokens, subject.name)
+    if left_out:
+        print(f"note: {left_out}", file=sys.stderr)
     result = profile(
         subject,
         tokens,
@@ -150,8 +159,10 @@ def _profile(args: argparse.Namespace) -> int:
             **result.to_dict(),
             "device": str(subject.device),
             "dtype": str(subject.dtype).removeprefix("torch."),
-            "n_prompts": len(prompts),
+            "n_prompts": len(tokens.texts),  # measured: those given less the ones left out
             "unknown_tokens": unknown,
+            "prompts_left_out": list(tokens.left_out),
+            "n_prompts_left_out": len(tokens.left_out),
         }
         if why_not:
             out["predictions_not_measured"] = why_not

@@ -30,6 +30,8 @@ DTYPES = ("float32", "bfloat16", "float16", "auto")  # auto: the checkpoint's ow
 DEVICES = ("auto", "cpu", "cuda")  # also "cuda:N"
 BOS = ("auto", "yes", "no")  # prepend a BOS token: the architecture's rule, always, never
 SEED_MAX = 2**64 - 1  # torch.manual_seed takes at most an unsigned 64-bit integer
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's placement strategies
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 # Environment variables read by the pytest plugin when an option is not given.
 ENV_PREFIX = "HARNESS_"
@@ -159,6 +161,41 @@ def parse_layers(text: str) -> str:
     return ",".join(parts)
 
 
+def parse_max_memory(text: str) -> str:
+    """Memory per device as typed, "0=10GiB,cpu=20GiB": GPU indices or cpu, each a size (B, KB, MB, GB, KiB, MiB, GiB); normalised text."""
+    allowed = "give DEVICE=SIZE pairs separated by commas, DEVICE a GPU index or cpu, e.g. 0=10GiB,cpu=20GiB"
+    parts = [p.strip() for p in text.split(",")]
+    seen: set[str] = set()
+    for part in parts:
+        device, _, size = (x.strip() for x in part.partition("="))
+        if not (device == "cpu" or (device.isascii() and device.isdigit())) or not size:
+            raise ValueError(f"is not a memory map: {allowed}")
+        if device in seen:
+            raise ValueError(f"names {device} twice: {allowed}")
+        seen.add(device)
+        memory_bytes(size)  # ValueError naming the size
+    return ",".join(p.replace(" ", "") for p in parts)
+
+
+def max_memory_of(text: str) -> dict[int | str, int]:
+    """A `parse_max_memory` text as accelerate's max_memory: {0: bytes, "cpu": bytes}."""
+    pairs = (part.split("=") for part in text.split(","))
+    return {(int(device) if device.isdigit() else device): memory_bytes(size) for device, size in pairs}
+
+
+def memory_bytes(size: str) -> int:
+    """"10GiB" -> 10·2³⁰, "500MB" -> 5·10⁸, "123" -> 123 bytes; ValueError saying what is allowed."""
+    number = size.rstrip("BKMGTIbkmgti")
+    unit = size[len(number) :].upper() or "B"
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if unit not in _UNITS or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"has the size {size!r}: give a positive number with a unit such as 10GiB, 500MB or 2048KiB")
+    return int(value * _UNITS[unit])
+
+
 def layers_of(spec: str, n_blocks: int, label: str = "--layers") -> list[int]:
     """The block indices a `parse_layers` text names on a model of `n_blocks` blocks, sorted, each once.
 
@@ -256,6 +293,19 @@ class Settings:
         switch=True,
     )  # the claims measure the sites before the layer (C1), so pytest runs the full forward
     prepend_bos: str = setting("auto", "prepend a BOS token: auto (the architecture's rule), yes or no", _choice(BOS))
+    device_map: str | None = setting(
+        None,
+        "place the model's blocks with accelerate (auto, balanced, balanced_low_0, sequential) over the GPUs, the CPU and disk, "
+        "for models larger than one device; --device is then where captures are gathered and Δ is summed",
+        _choice(DEVICE_MAPS),
+        optional=True,
+    )
+    max_memory: str | None = setting(
+        None,
+        "with --device-map: the most memory each device may hold, e.g. 0=10GiB,cpu=20GiB; what does not fit is offloaded to disk",
+        parse_max_memory,
+        optional=True,
+    )
     layers: str | None = setting(
         None,
         "layer map: also judge C1–C5 with the scaled block at each of these layers ('all', a range 0-5, a list 2,4), sharing one "
@@ -269,6 +319,10 @@ class Settings:
         """These settings checked and normalised (numpy integers -> int); raise InputError naming the first bad one."""
         if not self.factors:
             raise InputError("no factors given: pass at least one, e.g. --factor 0.5 --factor 1.5.")
+        if self.max_memory is not None and self.device_map is None:
+            raise InputError(
+                f"max_memory {self.max_memory!r} is given without device_map: add --device-map auto, or leave --max-memory out."
+            )
         return dataclasses.replace(
             self, **{o.name: _normal(o, getattr(self, o.name), f"{o.name}={getattr(self, o.name)!r}") for o in options()}
         )

@@ -1,6 +1,7 @@
 """A small random checkpoint of a decoder architecture, saved as a directory, to try `--model DIR` offline.
 
     python scripts/tiny_checkpoint.py llama /tmp/tiny-llama          # 6 blocks, d=64, a BPE tokenizer with a BOS
+    python scripts/tiny_checkpoint.py llama /tmp/short --max-positions 256   # a short context: long prompts are left out
     pytest claims/ --model minilm --model random-gpt2 --model /tmp/tiny-llama
 
 The weights are random (seeded): the structural claims C0–C2 are meaningful on it, C3–C6 are not
@@ -43,9 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="directory to write (config.json, model.safetensors, tokenizer files)")
     parser.add_argument("--blocks", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-positions", type=int, default=2048, help="positions the model reads (default 2048: the whole corpus fits)")
     args = parser.parse_args(argv)
     if args.blocks < 1:
         parser.error(f"--blocks {args.blocks} is not allowed: give at least 1")
+    if args.max_positions < 2:
+        parser.error(f"--max-positions {args.max_positions} is not allowed: give at least 2")
     if args.out.exists() and any(args.out.iterdir()):
         parser.error(f"{str(args.out)!r} exists and is not empty: give a new directory")
 
@@ -62,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         num_attention_heads=4,
         num_key_value_heads=2,
         head_dim=16,
-        max_position_embeddings=2048,  # the corpus's longest prompt is ~1100 of these tokens
+        max_position_embeddings=args.max_positions,  # the corpus's longest prompt is ~1100 of these tokens
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.eos_token_id,

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from harness import Capture, CleanPass, InputError, Scale, SubjectLoadError, load_subject, profile, tokenize
 from harness.measure.norms import squared_distance, token_weights
+from harness.model.prompts import left_out_note
 from harness.model.sites import block_output
 
 PROMPTS = ["The cat sat on the mat and looked around the room.", "Paris is the capital of France.", "Hi there you"]
@@ -35,9 +36,18 @@ def _hooks(subject) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in subject.model.modules())
 
 
+def _model_inputs(encoding) -> dict[str, torch.Tensor]:
+    """What the harness feeds a model (Subject.encode): the ids and the mask, never token_type_ids.
+
+    transformers 4 adds a WordPiece tokenizer's token_type_ids into GPT-2's embeddings (random-gpt2);
+    5 does not. Feeding only these two keeps the independent computation the harness's own on both.
+    """
+    return {key: encoding[key] for key in ("input_ids", "attention_mask")}
+
+
 def _hf_delta(subject, text: str, layer: int, factor: float) -> np.ndarray:
     """The note's method, independently: a plain hook, HF hidden states, Δ per entry without the first token."""
-    enc = subject.tokenizer(text, return_tensors="pt")
+    enc = _model_inputs(subject.tokenizer(text, return_tensors="pt"))
 
     def hook(module, args, output):
         (output if isinstance(output, torch.Tensor) else output[0]).mul_(factor)
@@ -54,7 +64,7 @@ def _hf_delta(subject, text: str, layer: int, factor: float) -> np.ndarray:
 
 
 def test_sites_agree_with_huggingface_hidden_states(subject):
-    enc = subject.tokenizer(PROMPTS[0], return_tensors="pt")
+    enc = _model_inputs(subject.tokenizer(PROMPTS[0], return_tensors="pt"))
     with torch.inference_mode(), Capture(subject) as cap:
         hf = subject.model(**enc, output_hidden_states=True).hidden_states
     names = list(subject.sites)
@@ -156,7 +166,7 @@ def test_batch_of_prompts_equals_one_at_a_time(subject):
 
 def test_per_row_factor_tensor_equals_looping(subject):
     factors = [0.5, 0.8, 1.5]
-    enc = subject.tokenizer([PROMPTS[1]] * 3, return_tensors="pt")
+    enc = _model_inputs(subject.tokenizer([PROMPTS[1]] * 3, return_tensors="pt"))
     with torch.inference_mode():
         with Scale(subject, 2, torch.tensor(factors)), Capture(subject) as batched:
             subject.model(**enc)
@@ -169,7 +179,7 @@ def test_per_row_factor_tensor_equals_looping(subject):
 
 def test_first_token_is_excluded_by_default_and_counted_on_request(subject):
     prof = profile(subject, [PROMPTS[1]], 2, [1.5], per_prompt=True)
-    enc = subject.tokenizer(PROMPTS[1], return_tensors="pt")
+    enc = _model_inputs(subject.tokenizer(PROMPTS[1], return_tensors="pt"))
     with torch.inference_mode(), Capture(subject) as clean:
         subject.model(**enc)
     with torch.inference_mode(), Scale(subject, 2, 1.5), Capture(subject) as scaled:
@@ -209,7 +219,7 @@ def test_scale_handles_tensor_and_tuple_outputs():
 
 
 def test_no_hook_left_after_exit_error_or_interrupt(subject):
-    enc = subject.tokenizer(PROMPTS[2], return_tensors="pt")
+    enc = _model_inputs(subject.tokenizer(PROMPTS[2], return_tensors="pt"))
     before = _hooks(subject)
     with Scale(subject, 1, 0.5), Capture(subject):
         subject.model(**enc)
@@ -236,7 +246,7 @@ def test_parameters_bit_identical_after_profile(subject):
 
 
 def test_changing_factor_takes_effect_without_reregistering(subject):
-    enc = subject.tokenizer(PROMPTS[0], return_tensors="pt")
+    enc = _model_inputs(subject.tokenizer(PROMPTS[0], return_tensors="pt"))
     with torch.inference_mode(), Scale(subject, 2, 0.5) as scale:
         handle = scale._handle
         with Capture(subject, sites=("block.2",)) as a:
@@ -352,8 +362,23 @@ def test_bad_prompts(prompts, message):
 
 
 def test_prompt_longer_than_context_is_refused_not_truncated():
-    with pytest.raises(InputError, match=r"prompt 0 is \d+ tokens long but minilm takes at most 512"):
+    with pytest.raises(InputError, match=r"1 of 1 prompts exceed the 512 positions of minilm \(prompt 0 is 602 tokens long\), leaving 0"):
         tokenize(_minilm(), ["word " * 600])
+
+
+def test_prompts_longer_than_context_are_left_out_and_the_rest_kept():
+    subject = _minilm()
+    texts = [f"Prompt number {i} is short." for i in range(9)]
+    texts[3:3] = ["word " * 600]
+    texts.append("word " * 511)  # 513 tokens with [CLS] and [SEP]: one over
+    tokens = tokenize(subject, texts)
+    assert tokens.left_out == (3, 10) and tokens.n_given == 11 and tokens.positions == 512
+    assert tokens.texts == tuple(t for i, t in enumerate(texts) if i not in (3, 10))  # the others, in order, untruncated
+    assert tokens.ids[3] == tuple(subject.encode(texts[4])["input_ids"])
+    assert left_out_note(tokens, "minilm") == "2 of 11 prompts exceed the 512 positions of minilm and were left out (prompts 3, 10)"
+    assert left_out_note(tokenize(subject, texts[:3]), "minilm") is None
+    with pytest.raises(InputError, match=r"2 of 9 prompts exceed .* leaving 7, fewer than the 8 a run needs"):
+        tokenize(subject, texts[2:])
 
 
 def test_unknown_model_and_bad_directories(tmp_path, monkeypatch):

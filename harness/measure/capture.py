@@ -9,7 +9,8 @@
     capture.states["block.2"]               # (B, T, D)
 
 Hooks are registered on enter and removed on exit by the exact handles returned, in reverse
-order, even when the forward raises or is interrupted. Capture hooks run after any `Scale` hook on
+order, even when the forward raises or is interrupted. Every site is read on `subject.device`: under
+a device map (accelerate) blocks run on several devices, and their states are gathered there. Capture hooks run after any `Scale` hook on
 the same block (Scale prepends itself), so `block.L` is read after the scaling.
 """
 
@@ -65,6 +66,7 @@ class Capture:
         return module.register_forward_hook(lambda module, args, output: self._read(site, block_output(output)))
 
     def _read(self, site: str, hidden: torch.Tensor) -> None:
+        hidden = hidden.to(self.subject.device)  # the same tensor when it is there already (one device, no map)
         if self._on_site is not None:
             self._on_site(site, hidden)
         else:

@@ -129,14 +129,18 @@ def _check_weights(subject: Subject, modules: list[nn.Module]) -> None:
     """The weights' dtype and device must be those the subject was loaded with (they key thresholds and inputs)."""
     keep = tuple(getattr(subject.model, "_keep_in_fp32_modules", None) or ())  # parts a checkpoint keeps in float32
     loaded = str(subject.dtype).removeprefix("torch.")
+    # accelerate placed the blocks (--device-map): their devices differ, offloaded weights sit on meta, and its hooks
+    # move each block's weights and inputs to where it runs; only the dtype is checked then.
+    placed = subject.device_map is not None
     for module in modules:
         for name, weight in module.named_parameters():
-            if weight.device.type == "meta":
+            if not placed and weight.device.type == "meta":
                 raise InputError(
                     f"{subject.name}'s weights are on the meta device ({name}; subject.model.to('meta') was called?): "
                     f"they hold no values. Load the subject again: load_subject({subject.name!r}, device=..., dtype=...)."
                 )
-            if weight.device.type != subject.device.type or (subject.device.index is not None and weight.device != subject.device):
+            moved = weight.device.type != subject.device.type or (subject.device.index is not None and weight.device != subject.device)
+            if not placed and moved:
                 raise InputError(
                     f"{subject.name}'s weights are on {weight.device} ({name}) but the subject was loaded on {subject.device}: "
                     "the inputs go to the loaded device. Load it on the device you want instead of moving the model: "

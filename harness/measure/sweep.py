@@ -490,7 +490,7 @@ class _Sweep:
         results: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
         def reduce(site: str, hidden: torch.Tensor) -> None:
-            grid = hidden.view(n_factors, n_prompts, *hidden.shape[1:])  # (F, P, T, D)
+            grid = hidden.to(states[site].device).view(n_factors, n_prompts, *hidden.shape[1:])  # (F, P, T, D), gathered under a device map
             clean = states[site]
             results[site] = (squared_distance(clean, grid, chunk.selected), squared_distance(clean, grid, chunk.everything))
 

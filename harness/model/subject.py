@@ -7,8 +7,6 @@ subject.first.describe         # "BOS '<s>' (id 1), added by the tokenizer"
 
 from __future__ import annotations
 
-import functools
-import inspect
 import operator
 from dataclasses import dataclass
 
@@ -50,12 +48,13 @@ class Subject:
     first: FirstToken  # the first-token rule (BOS / [CLS] / none)
     head: nn.Module | None = None  # the LM head (harness.model.head.LMHead); None: the checkpoint has none
     head_note: str = "no LM head loaded"  # what the head is, or why there is none, in words
+    device_map: dict[str, str] | None = None  # module -> device as accelerate placed it (--device-map); None: all on `device`
 
     def logits(self, last_hidden: torch.Tensor) -> torch.Tensor:
         """(..., D) the base model's last output (after the final norm) -> (..., V) logits, as HF's head model gives them."""
         if self.head is None:
             raise InputError(f"{self.name} has {self.head_note}: the predictions (kl, top1_agreement, nll_change) cannot be measured.")
-        return self.head(last_hidden)
+        return self.head(last_hidden).to(self.device)  # a dispatched head returns them on its own device
 
     @property
     def architecture(self) -> str:
@@ -91,21 +90,23 @@ class Subject:
         return index
 
     def encode(self, text: str) -> dict[str, list[int]]:
-        """Model inputs for one prompt, unpadded: input_ids (and e.g. token_type_ids), as the subject reads it.
+        """Model inputs for one prompt, unpadded: {"input_ids": [...], "attention_mask": [1, ...]}.
 
         The one place that turns text into ids. The first token follows `self.first`: the
         tokenizer's own BOS / [CLS] ("auto"), a BOS ensured ("yes") or the tokenizer's removed ("no").
-        Keys the base model's forward does not take (a decoder's token_type_ids) are dropped.
+        Only the ids and the mask are fed to the model, whatever else the tokenizer returns: a prompt
+        is one segment, and a model given no token_type_ids takes its own single-segment default
+        (BERT: segment 0, as its tokenizer would give; GPT-2: no segment embedding added). So
+        GPT-2 on a tokenizer that returns token_type_ids (random-gpt2's WordPiece under
+        transformers 4) reads the same inputs as under transformers 5.
         """
-        encoded = {k: list(v) for k, v in self.tokenizer(text).items() if k in _model_inputs(type(self.model))}
-        ids = encoded["input_ids"]
+        ids = [int(t) for t in self.tokenizer(text)["input_ids"]]
         first = self.first
         if first.policy == "no" and first.added is not None and ids[:1] == [first.added]:
-            encoded = {k: v[1:] for k, v in encoded.items()}
+            ids = ids[1:]
         elif first.start is not None and ids[:1] != [first.start]:
-            # the new token joins the segment of the old first one: mask 1, same token type
-            encoded = {k: [first.start if k == "input_ids" else (v[0] if v else 1), *v] for k, v in encoded.items()}
-        return encoded
+            ids = [first.start, *ids]
+        return {"input_ids": ids, "attention_mask": [1] * len(ids)}
 
     @property
     def dtype_name(self) -> str:
@@ -125,6 +126,7 @@ class Subject:
             "first_token": self.first.describe,
             "prepend_bos": self.first.policy,
             "lm_head": self.head_note,
+            **({"device_map": placement_text(self.device_map)} if self.device_map else {}),
         }
 
 
@@ -155,14 +157,30 @@ def first_token(tokenizer: object, spec: Architecture, model: str, policy: str) 
     return FirstToken(policy, None, start, f"{said}, prepended by prepend_bos='yes' (the tokenizer adds none)")
 
 
+def placement_text(device_map: dict[str, str]) -> str:
+    """accelerate's module -> device map in a line: "cpu: embed_tokens, layers.0-1; disk: layers.2-5, norm, lm_head"."""
+    by_device: dict[str, list[str]] = {}
+    for module, device in device_map.items():
+        by_device.setdefault(device, []).append(module or "(the whole model)")
+    return "; ".join(f"{device}: {', '.join(_runs(modules))}" for device, modules in by_device.items())
+
+
+def _runs(modules: list[str]) -> list[str]:
+    """Consecutive numbered modules joined: model.layers.0, model.layers.1 -> model.layers.0-1."""
+    out: list[str] = []
+    last: tuple[str, int, int] | None = None  # (stem, first, last index) of the open run
+    for module in modules:
+        stem, _, index = module.rpartition(".")
+        if index.isdigit() and last is not None and last[0] == stem and int(index) == last[2] + 1:
+            last = (stem, last[1], int(index))
+            out[-1] = f"{stem}.{last[1]}-{last[2]}"
+            continue
+        last = (stem, int(index), int(index)) if index.isdigit() else None
+        out.append(module)
+    return out
+
+
 def check_prepend_bos(value: object) -> str:
     if value not in PREPEND_BOS:
         raise InputError(f"prepend_bos {value!r} is not allowed: choose one of {', '.join(PREPEND_BOS)} (--prepend-bos).")
     return value  # type: ignore[return-value]
-
-
-@functools.cache
-def _model_inputs(model_class: type[nn.Module]) -> frozenset[str]:
-    """The inputs the base model's forward names (input_ids, attention_mask, token_type_ids, ...)."""
-    names = frozenset(inspect.signature(model_class.forward).parameters)
-    return names | {"input_ids", "attention_mask"}

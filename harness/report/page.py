@@ -56,6 +56,8 @@ tr.finding td { color: #57606a; }
 {% if m.get("device") %} · {{ m.device }}{% endif %}{% if m.get("dtype") %} {{ m.dtype }}{% endif %}
 {% if m.get("layer", doc.run.get("layer")) is not none %} · block {{ m.get("layer", doc.run.get("layer")) }} scaled{% endif %}
 {% if m.get("first_token") %}<br><span class="muted small">first token: {{ m.first_token }}</span>{% endif %}
+{% if m.get("device_map") %}<br><span class="muted small">placed by accelerate: {{ m.device_map }}</span>{% endif %}
+{% if m.get("prompts_left_out_note") %}<br><span class="left-out" data-key="prompts_left_out">{{ m.prompts_left_out_note }}</span>{% endif %}
 {% if m.get("error") %}<br><span class="error">could not load: {{ m.error }}</span>{% endif %}</p>
 {% endfor %}
 <p class="muted small">Each claim of the research note (Δ = ‖H_clean − H_scaled‖_F when one block's output is scaled), its verdict on this run and the numbers it rests on.
@@ -81,9 +83,9 @@ tr.finding td { color: #57606a; }
 {% endfor %}</table>
 {% endif %}
 {% if header.prompts %}
-<p>Prompts ({{ header.prompts | length + header.prompts_left_out }}):</p><ol class="prompts">
+<p>Prompts ({{ header.prompts | length + header.prompts_not_shown }}):</p><ol class="prompts" start="0">
 {% for prompt in header.prompts %}<li>{{ prompt }}</li>
-{% endfor %}</ol>{% if header.prompts_left_out %}<p class="muted">… and {{ header.prompts_left_out }} more, in the JSON twin.</p>{% endif %}
+{% endfor %}</ol>{% if header.prompts_not_shown %}<p class="muted">… and {{ header.prompts_not_shown }} more, in the JSON twin.</p>{% endif %}
 {% endif %}
 </details>
 </header>
@@ -103,11 +105,12 @@ tr.finding td { color: #57606a; }
 </table></div>
 <p class="muted small">Each cell: the verdict, the number its rule compares (over all prompts), its 95 % bootstrap interval over prompts in brackets, what the rule needs,
 and in parentheses the test item that decides the verdict (the most serious; ties: the smallest margin). <span class="fragile">fragile</span>: the interval contains the threshold, so other prompts could change the verdict.</p>
+{% if corpora %}<p class="corpora error">{{ corpora }}</p>{% endif %}
 </section>
 
 {% if overview %}
 <section id="overview">
-<figure>{{ overview.figure }}<figcaption>{{ overview.caption }}</figcaption></figure>
+<figure>{{ overview.figure }}<figcaption>{{ overview.caption }}{% if corpora %} {{ corpora }}{% endif %}</figcaption></figure>
 <details><summary>Numbers behind the figure</summary>
 {% for table in overview.tables %}
 <div class="scroll"><table class="overview-numbers"><caption>{{ table.caption }}</caption>

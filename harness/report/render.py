@@ -35,7 +35,7 @@ HEADER_KEYS = (
     "model", "revision", "architecture", "source", "device", "dtype", "layer", "prompts", "n_prompts", "unknown_tokens",
     "hypothesis_profile", "hypothesis_seed", "versions", "date", "command",
 )  # fmt: skip
-_NOT_SHOWN = {"settings", "prompt_texts", "error", "blocks", "max_length", "models"}
+_NOT_SHOWN = {"settings", "prompt_texts", "error", "blocks", "max_length", "models", "prompts_left_out_note"}
 # The page shows at most this many prompts, and this many values of a per-prompt list; the JSON keeps all.
 SHOWN_VALUES = 50
 SHOWN_LIST_VALUES = 12
@@ -76,6 +76,7 @@ def render_html(doc: dict) -> str:
         title=", ".join(str(m.get("model", "unknown model")) for m in models) or "unknown model",
         counts=_counts(doc),
         matrix=_matrix(doc, models),
+        corpora=corpora_note(models) if several else None,
         overview=_overview(doc, models),
         layer_maps=_layer_maps(doc.get("layer_map")),
         claims=[_claim_view(claim, models=models, several=several) for claim in doc["claims"]],
@@ -168,6 +169,17 @@ def _counts(doc: dict) -> dict:
 
 def _note_layer(model: dict, run: dict) -> object:
     return model.get("layer", run.get("layer"))
+
+
+def corpora_note(models: list[dict]) -> str | None:
+    """For tables across models: which models measured fewer prompts (some left out as too long), or None when all measured the same."""
+    cut = [m for m in models if m.get("n_prompts_left_out")]
+    if not cut:
+        return None
+    said = "; ".join(
+        f"{m.get('model')} measured {m.get('n_prompts')} ({m['n_prompts_left_out']} left out: longer than its positions)" for m in cut
+    )
+    return f"The models' corpora differ: {said}; the others measured every prompt. Compare their numbers with that in mind."
 
 
 def _matrix(doc: dict, models: list[dict]) -> dict:
@@ -355,7 +367,7 @@ def _header(run: dict) -> dict:
         "rows": rows,
         "settings": run.get("settings") or {},
         "prompts": prompts[:SHOWN_VALUES],
-        "prompts_left_out": max(0, len(prompts) - SHOWN_VALUES),
+        "prompts_not_shown": max(0, len(prompts) - SHOWN_VALUES),
         "error": run.get("error"),
     }
 

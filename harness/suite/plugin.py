@@ -118,6 +118,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     for warning in (config.stash.get(CORPUS_WARNING, None), info.get("unknown_tokens_warning")):
         if warning:
             lines.append(f"harness: WARNING {warning}")
+    lines += [f"harness: {m['prompts_left_out_note']}" for m in info["models"] if m.get("prompts_left_out_note")]
+    lines += [f"harness: {m['model']} placed by accelerate: {m['device_map']}" for m in info["models"] if m.get("device_map")]
     if runs[0].settings.layers is not None:
         lines.append(f"harness: layer map {runs[0].settings.layers} (C1–C5 at each; layers other than {info['layer']} are findings)")
     return lines
@@ -500,7 +502,7 @@ def _run_info(config: pytest.Config) -> dict[str, object]:
     else:  # each model's own identity is in "models"
         about = {"model": ", ".join(r.model for r in runs), "revision": "per model", "device": settings.device, "dtype": settings.dtype}
     tokens = runs[0].tokens if len(runs) == 1 else None
-    texts = list(tokens.texts) if tokens is not None else config.stash.get(TEXTS, None)
+    texts = config.stash.get(TEXTS, None)  # the corpus as given; each model's record says which prompts it left out
     profile = hypothesis_settings()
     return {
         **about,

@@ -17,7 +17,7 @@ import gc
 from dataclasses import dataclass, field
 
 from harness.errors import HarnessError
-from harness.settings import Settings, layers_of
+from harness.settings import Settings, layers_of, max_memory_of
 
 # Claims a layer map judges at each of its layers; C0 already scales every block.
 LAYER_MAP_CLAIMS = ("C1", "C2", "C3", "C4", "C5")
@@ -41,7 +41,7 @@ class ModelRun:
 
     def load(self, texts: list[str]) -> None:
         """Load the subject, check the layers against its blocks, tokenize the corpus; raise HarnessError."""
-        from harness.model.prompts import tokenize
+        from harness.model.prompts import left_out_note, tokenize
 
         self.tried = True
         try:
@@ -58,8 +58,11 @@ class ModelRun:
             **subject.describe(),
             "layer": self.settings.layer,
             "layers": layers,
-            "n_prompts": len(tokens.texts),
+            "n_prompts": len(tokens.texts),  # measured: the corpus less the prompts left out
             "unknown_tokens": tokens.n_unknown,
+            "prompts_left_out": list(tokens.left_out),  # indices in the corpus of prompts longer than the model's positions
+            "n_prompts_left_out": len(tokens.left_out),
+            "prompts_left_out_note": left_out_note(tokens, subject.name),  # one line, or None when none were left out
         }
 
     def map_layers(self, n_blocks: int) -> list[int] | None:
@@ -131,4 +134,12 @@ def load_subject_for(settings: Settings):
     """The subject these settings name (harness.model.load_subject with the loader's settings)."""
     from harness.model import load_subject
 
-    return load_subject(settings.model, device=settings.device, dtype=settings.dtype, seed=settings.seed, prepend_bos=settings.prepend_bos)
+    return load_subject(
+        settings.model,
+        device=settings.device,
+        dtype=settings.dtype,
+        seed=settings.seed,
+        prepend_bos=settings.prepend_bos,
+        device_map=settings.device_map,
+        max_memory=max_memory_of(settings.max_memory) if settings.max_memory else None,
+    )
