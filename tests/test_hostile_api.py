@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pytest
 import torch
+import transformers
 
 from harness import CleanPass, InputError, Scale, cli, load_subject, profile
 from harness.measure.capture import Capture
@@ -119,9 +120,9 @@ def test_a_second_thread_profiling_the_same_subject_is_refused(minilm):
 
 def test_profiling_inside_a_scale_block_is_refused(minilm):
     """Row 6: `with Scale(...)` around profile would scale its clean pass too; transformers' own output recorders are no foreign hook."""
-    with torch.inference_mode():  # installs transformers' recorders on the blocks, for good
+    with torch.inference_mode():  # transformers 5 installs its recorders on the blocks here, for good (4.57: none)
         minilm.model(**tokenize(minilm, PROMPTS[:1]).padded([0], minilm.device), output_hidden_states=True)
-    assert any(m._forward_hooks for m in minilm.blocks)
+    assert any(m._forward_hooks for m in minilm.blocks) == (int(transformers.__version__.split(".")[0]) >= 5)
     with Scale(minilm, 2, 0.5), pytest.raises(InputError) as refused:
         profile(minilm, PROMPTS, 2, [0.5, 1.0])
     assert str(refused.value).startswith(

@@ -218,6 +218,9 @@ def _load_pretrained(
                 dtype=dtype,
                 output_loading_info=True,
                 ignore_mismatched_sizes=True,
+                # The model's own modules, never hub kernels swapped in: 5.25 turns them on by default
+                # (USE_HUB_KERNELS), which would replace the forwards the hooks and Δ are defined on.
+                use_kernels=False,
                 **placement(options.device_map, options.max_memory),
             )
         except OSError:
