@@ -43,7 +43,7 @@ def test_dtype_auto_judges_c0_and_c1_with_the_resolved_dtype(tmp_path):
     assert "KeyError" not in run.stdout + run.stderr and " passed" in run.stdout
     doc = json.loads(report.with_suffix(".json").read_text(encoding="utf-8"))
     c1 = next(c for c in doc["claims"] if c["claim"] == "C1")
-    assert {item["threshold"] for item in c1["items"] if item.get("threshold") is not None} == {1e-5}  # minilm's own dtype: float32
+    assert {item["threshold"] for item in c1["items"] if item.get("threshold") is not None} == {1e-4}  # minilm's own dtype: float32
 
 
 def test_a_one_block_model_with_the_layer_map_runs_every_claim_or_says_why_not(tmp_path):

@@ -80,9 +80,9 @@ def test_the_notes_picture_holds_everywhere():
 
 
 def test_c1_refuted_when_a_site_before_moves():
-    verdict = judge_c1(make([0, 1e-3, 0, 5, 6, 8, 11, 10]))
-    assert verdict.verdict == REFUTED and verdict.margin == pytest.approx(1e-5 - 1e-4)
-    assert judge_c1(make([0, 1e-5, 0, 5, 6, 8, 11, 10]), dtype="bfloat16").verdict == HOLDS  # looser for bf16
+    verdict = judge_c1(make([0, 1e-2, 0, 5, 6, 8, 11, 10]))
+    assert verdict.verdict == REFUTED and verdict.margin == pytest.approx(1e-4 - 1e-3)
+    assert judge_c1(make([0, 1e-2, 0, 5, 6, 8, 11, 10]), dtype="bfloat16").verdict == HOLDS  # looser for bf16
 
 
 def test_c2_refuted_without_a_jump():
@@ -142,7 +142,7 @@ def test_c0_over_layers():
     leaked = dict(moved)
     leaked[3] = make([0, 0, 0.5, 0, 1, 1, 1, 1], layer=3)
     verdict = judge_c0(leaked)
-    assert verdict.verdict == REFUTED and "block 3: a site before it moved" in verdict.reason
+    assert verdict.verdict == REFUTED and f"block 3: {SITES[2]}, before it, moved (0.05)" in verdict.reason
     stuck = dict(moved)
     stuck[4] = make([0, 0, 0, 0, 0, 1, 0, 1], layer=4)
     assert "block.5 did not move" in judge_c0(stuck).reason

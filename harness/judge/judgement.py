@@ -11,9 +11,16 @@
 
 Thresholds, and why (also in README, "How the claims are judged"):
 
-ZERO_RELATIVE = 1e-5 (float32; 1e-2 for bf16/fp16)
+ZERO_RELATIVE = 1e-4 (float32; 1e-2 for bf16/fp16)
     "Δ ≈ 0" (§3.1): relative Δ = Δ / ‖H_clean‖ at or below floating-point noise. A correct hook
-    changes nothing before the scaled block, so anything larger is a leak, not noise.
+    changes nothing before the scaled block; a leak of the scaling into an earlier site moves it in
+    proportion to |1 − s|, which is ≥ FACTOR_BAND = 0.1 for every factor a claim uses, three orders
+    above this limit. Two forwards of the same shapes are bit-identical on the machines measured
+    here, but not on every CPU: a CI machine measured 1.16e-05 before the scaled block on
+    random-gpt2 (C0, 8 prompts), the same for factors 0.5, 1.5 and 0.568, so kernel rounding and
+    not the hook (the factor would change a leak). The limit sits below γ_n = n·u ≈ 1.8e-4, the
+    float32 error bound of one dot product over GPT-2's MLP width n = 3072 (u = 2^-24); the
+    earlier 1e-5 refuted C0 on that machine from rounding alone.
 JUMP_RELATIVE = 0.05
     "Δ jumps at layer 2" (§3.1): relative Δ at the scaled block is at least 5 % of the clean norm,
     and at least JUMP_OVER_NOISE = 1000 times the largest Δ before it. Scaling by s gives exactly
@@ -73,7 +80,7 @@ from harness.measure.record import Profile
 HOLDS, REFUTED, NOT_APPLICABLE = "holds", "refuted", "not-applicable"
 VERDICTS = (HOLDS, REFUTED, NOT_APPLICABLE)
 
-ZERO_RELATIVE = {"float32": 1e-5, "bfloat16": 1e-2, "float16": 1e-2}
+ZERO_RELATIVE = {"float32": 1e-4, "bfloat16": 1e-2, "float16": 1e-2}
 JUMP_RELATIVE = 0.05
 JUMP_OVER_NOISE = 1e3
 FACTOR_BAND = 0.1
@@ -508,7 +515,8 @@ def judge_c0(profiles: dict[int, Profile], factor_index: int = 0, dtype: str = "
         moving.append(must)
         before = rel[:at]
         if before.size and before.max() > limit:
-            failures.append(f"block {layer}: a site before it moved ({before.max():.3g})")
+            worst = int(np.argmax(before))
+            failures.append(f"block {layer}: {prof.sites[worst]}, before it, moved ({before[worst]:.3g})")
         if rel[must].min() <= limit:
             failures.append(f"block {layer}: {prof.sites[must[int(np.argmin(rel[must]))]]} did not move")
         for site, why in exempt.items():
