@@ -199,7 +199,7 @@ class Settings:
     )  # the claims use the note's factors and drawn ones, so pytest takes none
     prompts: Path | None = setting(  # noqa: RUF009 (setting() returns a dataclasses.field)
         None,
-        "text file, one prompt per line ('#' lines are comments); pytest reads claims/prompts.txt without it",
+        "text file, one prompt per line ('#' lines are comments); pytest reads the note's corpus (harness/note/prompts.txt) without it",
         _prompts_file,
         optional=True,
     )

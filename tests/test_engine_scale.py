@@ -19,7 +19,7 @@ import torch
 
 from harness import CleanPass, load_subject, profile, read_prompts
 
-CORPUS = Path(__file__).resolve().parents[1] / "claims" / "prompts.txt"
+CORPUS = Path(__file__).resolve().parents[1] / "harness" / "note" / "prompts.txt"
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ def test_profile_survives_its_json_round_trip():
         Profile.from_dict({k: v for k, v in prof.to_dict().items() if k != "delta"})
 
 
-@pytest.mark.parametrize("module", ["harness.measure.record", "harness.judge.judgement"])
+@pytest.mark.parametrize("module", ["harness.measure.record", "harness.judge.verdict", "harness.note"])
 def test_reading_and_judging_a_profile_imports_no_torch(module):
     code = f"import sys, {module}; print(sorted(m for m in ('torch', 'transformers', 'harness.measure.sweep') if m in sys.modules))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)

@@ -8,7 +8,7 @@
     prof.kl[f], prof.top1_agreement[f], prof.nll_change[f]   # effect on predictions (profile(..., predictions=True))
     same = Profile.from_dict(json.loads(json.dumps(prof.to_dict())))        # the JSON round trip
 
-Judging a profile (harness.judge.judgement) needs only this module, so it never imports the engine.
+Judging a profile (harness.judge) needs only this module, so it never imports the engine.
 """
 
 from __future__ import annotations

@@ -31,9 +31,9 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from harness.judge.judgement import CLAIMS
+from harness.judge.claim import CLAIMS
 from harness.judge.outcome import ERROR, NOT_RUN, PROPERTY, STATUSES, ClaimOutcome, OutcomeError, finite
-from harness.suite.runs import LAYER_MAP_CLAIMS, model_in_nodeid
+from harness.suite.runs import model_in_nodeid
 
 FORMAT = "claims-report/1"  # same format since wave 1: the new keys are additions, an old reader ignores them
 # Per-model run info the document carries for each model (harness.suite.runs.ModelRun.info), in this order.
@@ -53,12 +53,13 @@ class ItemResult:
     message: str = ""  # why it failed, errored or was skipped (first lines of pytest's text)
     problems: list[str] = field(default_factory=list)  # contract violations seen while collecting
     model: str | None = None  # the test's model, when known without an outcome (its model property, its id)
+    claim_id: str | None = None  # the claim its `claim` marker names, when the collector saw the item
 
     @property
     def claim(self) -> str | None:
         if self.outcome is not None:
             return self.outcome.claim
-        return claim_of(self.nodeid)
+        return self.claim_id or claim_of(self.nodeid)
 
     @property
     def status(self) -> str:
@@ -88,7 +89,8 @@ class ItemResult:
 
 
 def claim_of(nodeid: str) -> str | None:
-    """The claim id in a test's name: 'claims/x.py::test_C3_growth[0.5]' -> 'C3'."""
+    """The claim id in the name of a test that has no claim marker (a hand-made claims module):
+    'claims/x.py::test_C3_growth[0.5]' -> 'C3'. A test made by claim_tests is known by its marker."""
     match = _CLAIM_IN_NAME.search(nodeid)
     return match.group(1) if match else None
 
@@ -132,7 +134,11 @@ def build_document(items: list[ItemResult], run: dict, session: dict | None = No
 def assemble(items: list[tuple[str | None, dict]], run: dict, session: dict | None = None) -> dict:
     """The document from (claim id or None, item dict) pairs and the run info (see the module docstring)."""
     judged = _judged_layers(run)
-    by_claim: dict[str, list[dict]] = {cid: [] for cid in CLAIMS}
+    from harness.note import NOTE_CLAIMS
+
+    note = [c.id for c in NOTE_CLAIMS]
+    assigned = [cid for cid, _ in items if cid is not None]
+    by_claim: dict[str, list[dict]] = {cid: [] for cid in note} if not assigned or set(assigned) & set(note) else {}
     unassigned: list[dict] = []
     for cid, item in items:
         if cid is None:
@@ -141,9 +147,7 @@ def assemble(items: list[tuple[str | None, dict]], run: dict, session: dict | No
             by_claim.setdefault(cid, []).append(item)
     claims = []
     for cid, group in by_claim.items():
-        known = CLAIMS.get(cid)
-        first = next((i for i in group if i.get("statement")), None)  # the wording the run used
-        wording = {k: first[k] if first else getattr(known, k, "") for k in ("section", "title", "statement", "test")}
+        wording = _about(cid, group)
         at_judged = [i for i in group if _is_judged(i, judged)]
         claims.append(
             {
@@ -189,7 +193,6 @@ def _matrix(claims: list[dict], run: dict, judged: dict[str, int | None]) -> dic
     cells = []
     for model in models:
         for claim in claims:
-            meta = CLAIMS.get(claim["claim"])
             item = deciding([i for i in claim["items"] if i.get("model") == model and _is_judged(i, judged)]) or {}
             cells.append(
                 {
@@ -197,8 +200,8 @@ def _matrix(claims: list[dict], run: dict, judged: dict[str, int | None]) -> dic
                     "claim": claim["claim"],
                     "status": item.get("status", NOT_RUN),
                     **{k: item.get(k) for k in ("statistic", "threshold", "ci95", "fragile")},
-                    "needs": getattr(meta, "needs", "") or None,
-                    "statistic_name": getattr(meta, "statistic", "") or None,
+                    "needs": claim.get("needs") or None,
+                    "statistic_name": claim.get("statistic_name") or None,
                     "nodeid": item.get("nodeid"),
                 }
             )
@@ -213,13 +216,26 @@ def _layer_map(claims: list[dict], run: dict) -> dict:
             continue
         model = str(info.get("model"))
         rows = {"margin": [], "status": [], "statistic": []}
-        for cid in LAYER_MAP_CLAIMS:
+        mapped = [c["claim"] for c in claims if c.get("layer_map")]
+        for cid in mapped:
             items = next((c["items"] for c in claims if c["claim"] == cid), [])
             cells = [deciding([i for i in items if i.get("model") == model and i.get("layer") == n]) for n in layers]
             for key in rows:
                 rows[key].append([c.get(key) if c else None for c in cells])
-        out[model] = {"layers": list(layers), "claims": list(LAYER_MAP_CLAIMS), **rows}
+        out[model] = {"layers": list(layers), "claims": mapped, **rows}
     return out
+
+
+# What the document says about a claim, from its record as the run's items carried it (Claim's fields).
+ABOUT = ("section", "title", "statement", "test", "statistic_name", "needs", "figure", "layer_map", "derived")
+
+
+def _about(cid: str, group: list[dict]) -> dict[str, object]:
+    """A claim's record as its items carried it; for a claim none of whose items ran, the record this process knows."""
+    first = next((i for i in group if i.get("statement")), None) or {}  # the wording the run used
+    known = CLAIMS.get(cid)
+    names = {"statistic_name": "statistic"}
+    return {k: first[k] if k in first else getattr(known, names.get(k, k), "") if known is not None else "" for k in ABOUT}
 
 
 def _judged_layers(run: dict) -> dict[str, int | None]:

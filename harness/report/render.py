@@ -24,7 +24,6 @@ from collections.abc import Callable
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
-from harness.judge.judgement import CLAIMS
 from harness.judge.outcome import STATUSES
 from harness.report import plots
 from harness.report.page import PAGE
@@ -113,7 +112,7 @@ def statistic_text(name: str, statistic: object, ci95: object, threshold: object
 
 
 def _plain(value: object) -> str:
-    """A threshold as written in judgement.py: 10, 0.05, 1e-05."""
+    """A threshold as written in harness/note/thresholds.py: 10, 0.05, 1e-05."""
     return f"{value:.3g}" if isinstance(value, float) else fmt(value)
 
 
@@ -166,7 +165,7 @@ def _matrix(doc: dict, models: list[dict]) -> dict:
                 layer = _note_layer(model, run)
                 group = [i for i in claim["items"] if _model_of(i, models) == model.get("model") and i.get("layer") in (None, layer)]
                 if group:
-                    deciding = _deciding(claim["claim"], group)
+                    deciding = _deciding(claim, group)
                     cells[(str(model.get("model")), claim["claim"])] = _cell_view(deciding, deciding)
     rows = []
     for claim in doc["claims"]:
@@ -177,7 +176,7 @@ def _matrix(doc: dict, models: list[dict]) -> dict:
                 "title": claim.get("title", ""),
                 "section": claim.get("section", ""),
                 "anchor": f"claim-{cid}",
-                "derived": _derived(cid),
+                "derived": bool(_about(claim, "derived")),
                 "cells": [cells.get((name, cid)) for name in names],
             }
         )
@@ -188,25 +187,23 @@ def _model_of(item: dict, models: list[dict]) -> object:
     return item.get("model") or models[0].get("model")
 
 
-def _deciding(cid: str, group: list[dict]) -> dict:
+def _deciding(claim: dict, group: list[dict]) -> dict:
     """The item whose status is the group's (the most serious); ties: the smallest margin. As a matrix cell."""
     status = min((i["status"] for i in group), key=lambda s: STATUSES.index(s) if s in STATUSES else 0)
     tied = [i for i in group if i["status"] == status]
     item = min(tied, key=lambda i: i["margin"] if isinstance(i.get("margin"), int | float) else math.inf)
-    meta = CLAIMS.get(cid)
-    return {**item, "claim": cid, "statistic_name": meta.statistic if meta else "", "needs": meta.needs if meta else ""}
+    return {**item, "claim": claim["claim"], "statistic_name": _about(claim, "statistic_name") or "", "needs": _about(claim, "needs") or ""}
 
 
 def _cell_view(cell: dict, item: dict) -> dict:
     """A verdict-table cell: status, the statistic in words, fragile, and a link to the item."""
-    meta = CLAIMS.get(str(cell.get("claim")))
     evidence = item.get("evidence") if isinstance(item.get("evidence"), dict) else {}
-    name = evidence.get("statistic_is") or cell.get("statistic_name") or (meta.statistic if meta else "")  # C0 says which side
-    needs = cell.get("needs") or (meta.needs if meta else "")
+    name = evidence.get("statistic_is") or cell.get("statistic_name") or item.get("statistic_name") or ""  # C0 says which side
+    needs = cell.get("needs") or item.get("needs") or ""
     layer = item.get("layer", cell.get("layer"))
     if isinstance(layer, int):
         name = name.replace("block L", f"block {layer}").replace("blocks L…", f"blocks {layer}…")
-    bounds = evidence.get("threshold_bounds") or _rule_bounds(item.get("thresholds") or {})
+    bounds = evidence.get("threshold_bounds") or _rule_bounds(needs, item.get("thresholds") or {})
     statistic = cell.get("statistic")
     if statistic is None and cell.get("status") in ("not applicable", "error", "not run"):
         text = item.get("reason") or item.get("message") or ""
@@ -222,17 +219,21 @@ def _cell_view(cell: dict, item: dict) -> dict:
     }
 
 
-def _rule_bounds(thresholds: dict) -> list | None:
-    """C4's two bounds from its thresholds when the evidence does not list them."""
-    if "DROP_MIN" in thresholds and "SLIGHT_DROP_MAX" in thresholds:
-        return [thresholds["DROP_MIN"], thresholds["SLIGHT_DROP_MAX"]]
-    return None
+def _about(claim: dict, key: str) -> object:
+    """A field of a claim's record as the document carries it; a document written before it did: the record known here."""
+    if key in claim:
+        return claim[key]
+    from harness.judge.claim import CLAIMS
+    from harness.note import NOTE_CLAIMS  # noqa: F401 - registers the note's claims
+
+    known = CLAIMS.get(str(claim.get("claim")))
+    return getattr(known, {"statistic_name": "statistic"}.get(key, key), "") if known is not None else ""
 
 
-def _derived(cid: str) -> bool:
-    """Whether a claim is derived from the note's conclusion rather than stated in it (Claim.derived; C6)."""
-    meta = CLAIMS.get(cid)
-    return bool(getattr(meta, "derived", False)) if meta is not None and hasattr(meta, "derived") else cid == "C6"
+def _rule_bounds(needs: str, thresholds: dict) -> list | None:
+    """A "within" rule's two bounds (its first two thresholds, Claim.thresholds' order) when the evidence does not list them."""
+    values = [v for name, v in thresholds.items() if name != "PROMPT_SHARE"]
+    return values[:2] if needs == "within" and len(values) >= 2 else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,16 +356,15 @@ def _claim_view(claim: dict, models: list[dict] | None = None, several: bool = F
         if isinstance(ev, dict) and "layers" in ev and "delta" in ev:
             tables.append(_matrix_table(ev))
         tables += _prediction_tables(item)
-    meta = CLAIMS.get(cid)
-    figure = _claim_figure(cid, items, thresholds, dtype, several)
+    figure = _claim_figure(claim, items, thresholds, dtype, several)
     return {
         **claim,
         "anchor": f"claim-{cid}",
         "thresholds": thresholds,
         "threshold_rows": [(name, _threshold_value(value, dtype)) for name, value in thresholds.items()],
-        "derived": _derived(cid),
-        "statistic_name": meta.statistic if meta else "",
-        "item_views": [_item_view(i, cid, several) for i in items],
+        "derived": bool(_about(claim, "derived")),
+        "statistic_name": _about(claim, "statistic_name") or "",
+        "item_views": [_item_view(i, claim, several) for i in items],
         "figures": [figure] if figure else [],
         "tables": tables,
     }
@@ -376,19 +376,19 @@ def _threshold_value(value: object, dtype: str) -> str:
     return fmt(value)
 
 
-def _item_view(item: dict, cid: str, several: bool) -> dict:
+def _item_view(item: dict, claim: dict, several: bool) -> dict:
     label = _item_label(item)
     if several and item.get("model"):
         label = f"{item['model']}, {label}"
-    meta = CLAIMS.get(cid)
+    needs = _about(claim, "needs") or ""
     evidence = item.get("evidence") if isinstance(item.get("evidence"), dict) else {}
-    bounds = evidence.get("threshold_bounds") or _rule_bounds(item.get("thresholds") or {})
+    bounds = evidence.get("threshold_bounds") or _rule_bounds(needs, item.get("thresholds") or {})
     has_statistic = item.get("statistic") is not None
     return {
         **item,
         "label": label,
         "statistic_text": statistic_text(
-            "", item.get("statistic"), item.get("ci95"), item.get("threshold"), meta.needs if meta else "", bounds
+            "", item.get("statistic"), item.get("ci95"), item.get("threshold"), needs, bounds
         )
         if has_statistic
         else "—",
@@ -403,12 +403,13 @@ def _draw(draw: Callable[[], str]) -> Markup:
         return Markup("<p class='plot-error'>{}</p>").format(f"plot failed: {type(exc).__name__}: {exc}")
 
 
-def _claim_figure(cid: str, items: list[dict], thresholds: dict, dtype: str, several: bool) -> tuple[str, Markup] | None:
-    """The one figure that makes a claim's point, as (caption, svg), or None when its data is absent."""
+def _claim_figure(claim: dict, items: list[dict], thresholds: dict, dtype: str, several: bool) -> tuple[str, Markup] | None:
+    """The one figure that makes a claim's point (its record's `figure`), as (caption, svg), or None when its data is absent."""
+    cid, figure, needs_rule = claim["claim"], _about(claim, "figure") or "", _about(claim, "needs") or ""
     measured = [i for i in items if isinstance(i.get("evidence"), dict)]
-    if cid in ("C1", "C2"):
-        return _near_layer_figure(cid, measured, thresholds, dtype, several)
-    if cid in ("C3", "C4"):
+    if figure == "near_layer":
+        return _near_layer_figure(cid, needs_rule, measured, thresholds, dtype, several)
+    if figure == "prompt_distribution":
         groups = [
             {
                 "label": _group_label(i, several),
@@ -421,25 +422,24 @@ def _claim_figure(cid: str, items: list[dict], thresholds: dict, dtype: str, sev
         ]
         if not groups:
             return None
-        meta = CLAIMS.get(cid)
-        name = meta.statistic if meta else "statistic"
+        name = _about(claim, "statistic_name") or "statistic"
         bounds = (
-            _rule_bounds(thresholds)
-            if cid == "C4"
+            _rule_bounds(needs_rule, thresholds)
+            if needs_rule == "within"
             else [next((i.get("threshold") for i in measured if i.get("threshold") is not None), None)]
         )
-        needs = "allowed band" if cid == "C4" else f"needs {NEEDS.get(meta.needs, '') if meta else ''} {short(bounds[0])}"
+        needs = "allowed band" if needs_rule == "within" else f"needs {NEEDS.get(needs_rule, '')} {short(bounds[0])}"
         caption = (
             f"{name[0].upper() + name[1:]}, prompt by prompt, for each item: dots are prompts, the box their quartiles, "
             "the diamond the statistic over all prompts with its 95 % interval"
         )
         return caption, _draw(lambda: plots.prompt_distribution(groups, bounds=bounds, xlabel=name, needs=needs, key=f"{cid}-prompts"))
-    if cid == "C5":
+    if figure == "first_token_by_length":
         return _c5_figure(measured, thresholds, several)
-    if cid == "C6":
+    if figure == "predictions":
         return _c6_figure(measured, several)
     c0 = [i for i in measured if "layers" in i["evidence"] and "delta" in i["evidence"]]
-    if c0:
+    if figure == "causality_heatmap" and c0:
         ev = c0[0]["evidence"]
         caption = f"Intervention layer × site, factor {fmt(ev.get('factor'))}" + (f", {c0[0].get('model')}" if several else "")
         return caption, _draw(lambda: plots.c0_heatmap(ev["layers"], ev["sites"], ev["delta"], key=f"{cid}-c0"))
@@ -451,8 +451,11 @@ def _group_label(item: dict, several: bool) -> str:
     return f"{item.get('model')}, {label}" if several and item.get("model") else label
 
 
-def _near_layer_figure(cid: str, items: list[dict], thresholds: dict, dtype: str, several: bool) -> tuple[str, Markup] | None:
-    """C1/C2: relative Δ from the embedding to one site past the scaled block, with the rule's threshold."""
+def _near_layer_figure(
+    cid: str, needs: str, items: list[dict], thresholds: dict, dtype: str, several: bool
+) -> tuple[str, Markup] | None:
+    """Relative Δ from the embedding to one site past the scaled block, with the rule's first threshold: a limit
+    the sites before must stay under (needs "<=", C1), or a level the scaled block must reach (C2)."""
     series, labels = [], []
     for label, prof in _profiles(items):
         at = prof["sites"].index(f"block.{prof['layer']}") if f"block.{prof.get('layer')}" in prof["sites"] else None
@@ -467,14 +470,11 @@ def _near_layer_figure(cid: str, items: list[dict], thresholds: dict, dtype: str
             series.append({"label": name, "sites": prof["sites"][:end], "x": x, "values": values, "layer_x": 0 if several else at})
     if not series:
         return None
-    if cid == "C1":
-        zero = thresholds.get("ZERO_RELATIVE")
-        limit, limit_name = (zero.get(dtype) if isinstance(zero, dict) else zero), "ZERO_RELATIVE"
-    else:
-        limit, limit_name = thresholds.get("JUMP_RELATIVE"), "JUMP_RELATIVE"
+    limit_name, limit = next(iter(thresholds.items()), ("threshold", None))
+    limit = limit.get(dtype) if isinstance(limit, dict) else limit
     caption = f"Δ against site up to the scaled block, as relative Δ, {'; '.join(labels)}: " + (
         "every site before the scaled block must stay at or under the dashed line"
-        if cid == "C1"
+        if needs == "<="
         else "the scaled block must reach the dashed line"
     )
     svg = _draw(lambda: plots.near_layer(series, threshold=limit, threshold_name=limit_name, offsets=several, key=f"{cid}-near"))

@@ -7,6 +7,12 @@
     pytest claims/ --layers all                 # layer map: C1–C5 at every block; only --layer's results can fail
     pytest claims/ --update-expectations        # rewrite this model's (and layer's) expectations from this run
     pytest claims/ --expectations my.toml       # judge against another expectations file
+    pytest my_claims/ --model minilm            # a user's own claims, from any folder (harness.judge.claim)
+
+Installed, the plugin is a pytest11 entry point, active in every pytest run and inert in runs that are not
+claims runs: a claims run names the note's claims folder, or collects a test marked with a claim
+(harness.suite.checks.claim_tests marks them). Only a claims run checks its files, loads a model,
+sets the Hypothesis profile or prints a header.
 
 The measurement options are made from `harness.settings.Settings` (same names, help and defaults
 as the CLI's flags), each with an environment fallback `HARNESS_<NAME>`. Options, the prompts file
@@ -37,15 +43,19 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import InvalidArgument
 
 from harness.errors import HarnessError
+from harness.judge.claim import CLAIMS, Claim, ClaimError, claim_named, twice_messages
 from harness.settings import ENV_PREFIX, PYTEST, Settings, options, where_given
-from harness.suite.hooks import MODEL_PROPERTY, claims_dir, names_claims, runs_tests
-from harness.suite.runs import LAYER_MAP_CLAIMS, ModelRun, model_in_nodeid
+from harness.suite.hooks import CLAIM_PROPERTY, MODEL_PROPERTY, names_claims, runs_tests
+from harness.suite.runs import ModelRun, model_in_nodeid
 
 SETTINGS = pytest.StashKey[Settings]()  # the first model's settings (the only one's, in a one-model run)
 RUNS = pytest.StashKey[list]()  # harness.suite.runs.ModelRun per model, in command-line order
 EXPECTATIONS = pytest.StashKey[Path]()  # the expectations file, checked at start-up
 TEXTS = pytest.StashKey[list]()  # the corpus as read at start-up (harness.model.prompts.read_prompts)
 PROFILES = ("ci", "dev", "thorough")  # Hypothesis profiles registered below
+CLAIMS_RUN = pytest.StashKey[bool]()  # set up as a claims run (files checked, Hypothesis profile loaded)
+MARKED = pytest.StashKey[set]()  # ids of the claims the collected tests judge, before -k or -m deselect any
+SETTINGS_ERROR = pytest.StashKey[str]()  # why the options could not be read, said only in a claims run
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,18 +83,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "claim(id, applies=None): a test giving the verdict of claim `id` (C0 … C5) of the note")
+    config.addinivalue_line(
+        "markers", "claim(id, applies=None): a test giving the verdict of a claim (a harness.judge.claim.Claim, or its id)"
+    )
     if getattr(config.option, "help", False) or getattr(config.option, "markers", False):
         return  # describing the suite needs no settings
-    _load_hypothesis_profile(config)
+    import harness.note  # noqa: F401 - registers the note's claims
+
     try:
         runs = [ModelRun(_worker_device(config, settings), n) for n, settings in enumerate(_settings_from(config))]
         config.stash[RUNS] = runs
         config.stash[SETTINGS] = runs[0].settings
+    except HarnessError as exc:
         if names_claims(config):
-            _check_files(config)
+            raise pytest.UsageError(str(exc)) from None
+        config.stash[SETTINGS_ERROR] = str(exc)  # said if this turns out to be a claims run
+        return
+    if names_claims(config):
+        _claims_run(config)
+
+
+def _claims_run(config: pytest.Config) -> None:
+    """What only a claims run does: the Hypothesis profile, the corpus and the expectations file, once."""
+    if config.stash.get(CLAIMS_RUN, False):
+        return
+    if SETTINGS_ERROR in config.stash:
+        raise pytest.UsageError(config.stash[SETTINGS_ERROR])
+    _load_hypothesis_profile(config)
+    try:
+        _check_files(config)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
+    config.stash[CLAIMS_RUN] = True
 
 
 @pytest.hookimpl(tryfirst=True)  # before the terminal prints the header, which names the subject
@@ -128,16 +158,28 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("harness_model", range(len(runs)), ids=[r.model for r in runs], indirect=True, scope="session")
     marker = metafunc.definition.get_closest_marker("claim")
     layers = sorted({n for r in runs for n in (r.planned_layers() or [])})
-    if layers and marker is not None and marker.args and marker.args[0] in LAYER_MAP_CLAIMS:
+    if layers and marker is not None and marker.args and getattr(_marked_claim(marker), "layer_map", False):
         metafunc.parametrize("harness_layer", layers, ids=[f"L{n}" for n in layers], indirect=True, scope="session")
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("claim")
+    if marker is not None and marker.args:
+        claim = _marked_claim(marker)
+        item.config.stash.setdefault(MARKED, set()).add(claim.id if claim is not None else None)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own grouping by fixture parameters
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Model by model (each loads once), layer by layer within a model (one measure cache at a time);
     a layer of `--layers all` beyond a shallower model's blocks is no test of it."""
-    if RUNS not in config.stash:
-        return
+    files = {str(getattr(item, "fspath", "")) for item in items}
+    marked = any(item.get_closest_marker("claim") is not None for item in items)
+    defined = any(claim.defined_in in files for claim in CLAIMS.values())  # a claim made in a collected test module
+    if not (marked or defined or config.stash.get(CLAIMS_RUN, False)):
+        return  # not a claims run: the plugin stays out of it
+    _claims_run(config)
+    _check_claims(config, items)
     runs, kept, dropped = config.stash[RUNS], [], []
     for item in items:
         model, layer = _target(item)
@@ -172,6 +214,9 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     try:
         return (yield)
     finally:
+        marker = item.get_closest_marker("claim")
+        if marker is not None and marker.args:
+            item.user_properties.append((CLAIM_PROPERTY, str(getattr(marker.args[0], "id", marker.args[0]))))
         model, _ = _target(item)
         runs = item.config.stash.get(RUNS, [])
         if model is not None and runs[model].info:
@@ -261,37 +306,20 @@ def prompts(tokens) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def clean_pass(pytestconfig: pytest.Config, subject, tokens, harness_model: ModelRun):
-    """The clean forward over the corpus, run once per model and shared by every claim and every layer."""
-    from harness import CleanPass
+def claim_run(pytestconfig: pytest.Config, harness_model: ModelRun, settings: Settings):
+    """What a claim measures and judges through (harness.measure.session.Run): this model's one cache, this test's layer.
 
-    progress = progress_lines(pytestconfig, f"clean pass of {harness_model.model}")
-    return CleanPass(subject, tokens, harness_model.settings.memory_budget_mb, progress=progress)
+    The model's measurements, clean passes included, are made on first use and shared by every claim and layer."""
+    from harness.measure.session import Measurements
 
-
-@pytest.fixture(scope="session")
-def measure(pytestconfig: pytest.Config, subject, clean_pass, settings: Settings) -> Callable:
-    """measure(factor) -> Profile at the settings' layer, per prompt, cached by factor for the session."""
-    from harness import profile
-
-    cache: dict[float, object] = {}
-
-    def run(factor: float):
-        if factor not in cache:
-            cache[factor] = profile(
-                subject,
-                None,
-                settings.layer,
-                [factor],
-                per_prompt=True,
-                clean=clean_pass,
-                memory_budget_mb=settings.memory_budget_mb,
-                factor_batch=settings.factor_batch,
-                progress=progress_lines(pytestconfig, f"{settings.model}, block {settings.layer} × {factor:g}"),
-            )
-        return cache[factor]
-
-    return run
+    if harness_model.measurements is None:
+        harness_model.measurements = Measurements(
+            harness_model.subject,
+            harness_model.tokens,
+            harness_model.settings,
+            progress=lambda label: progress_lines(pytestconfig, label),
+        )
+    return harness_model.measurements.at(settings)
 
 
 def progress_lines(config: pytest.Config, label: str, after_s: float = 5.0) -> Callable[[int, int], None] | None:
@@ -327,13 +355,15 @@ def expectations(pytestconfig: pytest.Config, settings: Settings, harness_model:
 @pytest.fixture
 def claim_check(request: pytest.FixtureRequest, expectations, settings: Settings, subject):
     """The test's claim (from its `claim` marker): skipped here when not applicable, else checked by the test."""
+    from harness.judge.expectations import default_expectation
     from harness.suite.checks import ClaimCheck
 
     marker = request.node.get_closest_marker("claim")
-    if marker is None or not marker.args or marker.args[0] not in expectations:
-        pytest.fail(f"{request.node.nodeid} uses claim_check without a claim: mark it @pytest.mark.claim('C3')", pytrace=False)
-    check = ClaimCheck(request.node, marker.args[0], expectations[marker.args[0]], settings)
-    check.skip_unless_applicable(subject, marker.kwargs.get("applies"))
+    claim = _marked_claim(marker) if marker is not None and marker.args else None
+    if claim is None:
+        pytest.fail(f"{request.node.nodeid} uses claim_check without a claim: make its tests with claim_tests(CLAIM)", pytrace=False)
+    check = ClaimCheck(request.node, claim, expectations.get(claim.id) or default_expectation(claim, expectations), settings)
+    check.skip_unless_applicable(subject, marker.kwargs.get("applies") or claim.applies)
     return check
 
 
@@ -368,11 +398,12 @@ def _settings_from(config: pytest.Config) -> list[Settings]:
 
 def _check_files(config: pytest.Config) -> None:
     """The corpus and the expectations file, read and checked once, before any test."""
+    from harness import note
     from harness.judge.expectations import check_path, read_table
     from harness.model.prompts import read_prompts
 
     settings = config.stash[SETTINGS]
-    path = claims_dir(config) / "expectations.toml"
+    path = note.EXPECTATIONS
     label = f"expectations file {str(path)!r}"
     if config.getoption("expectations") is not None:
         path = Path(config.getoption("expectations"))
@@ -383,11 +414,49 @@ def _check_files(config: pytest.Config) -> None:
     check_path(path, label, creating=bool(config.getoption("update_expectations")))
     read_table(path)  # a malformed file: say so now, once
     config.stash[EXPECTATIONS] = path
-    corpus = settings.prompts or claims_dir(config) / "prompts.txt"
+    corpus = settings.prompts or note.PROMPTS
     try:
         config.stash[TEXTS] = read_prompts(corpus)
     except OSError as exc:
         raise HarnessError(f"prompts file {str(corpus)!r} cannot be read ({exc.strerror or exc}): give a readable text file.") from exc
+
+
+def _default_prompts() -> Path:
+    from harness.note import PROMPTS
+
+    return PROMPTS
+
+
+def _marked_claim(marker: pytest.Mark) -> Claim | None:
+    """The claim a `claim` marker names: a Claim, or the id of one; None for an id no claim has."""
+    try:
+        return claim_named(marker.args[0])
+    except ClaimError:
+        return None
+
+
+def _check_claims(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """One line and exit 4 for a claim that cannot be judged: no threshold, an id made twice, never tested, unknown."""
+    problems = list(twice_messages())
+    for item in items:
+        marker = item.get_closest_marker("claim")
+        if marker is None or not marker.args:
+            continue
+        claim = _marked_claim(marker)
+        if claim is None:
+            problems.append(f"{item.nodeid} is marked claim({marker.args[0]!r}), which no Claim defines: make the claim first")
+            continue
+        problems += [p for p in claim.problems() if p not in problems]
+    files = {str(getattr(item, "fspath", "")) for item in items}
+    tested = config.stash.get(MARKED, set())
+    for claim in CLAIMS.values():
+        if claim.id not in tested and claim.defined_in in files:
+            problems.append(
+                f"claim {claim.id!r} is defined in {claim.defined_in} but no test judges it: add "
+                f"`test_{claim.id.replace('-', '_')}, test_{claim.id.replace('-', '_')}_drawn = claim_tests(...)` there"
+            )
+    if problems:
+        raise pytest.UsageError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
 
 
 def _load(config: pytest.Config) -> None:
@@ -459,7 +528,7 @@ def _run_info(config: pytest.Config) -> dict[str, object]:
         **about,
         "models": models,
         "layer": settings.layer,
-        "prompts": str(settings.prompts or claims_dir(config) / "prompts.txt"),
+        "prompts": str(settings.prompts or _default_prompts()),
         "n_prompts": len(texts) if texts is not None else "not read",
         "prompt_texts": texts or [],
         "unknown_tokens": tokens.n_unknown if tokens is not None else None,

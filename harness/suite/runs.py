@@ -19,9 +19,6 @@ from dataclasses import dataclass, field
 from harness.errors import HarnessError
 from harness.settings import Settings, layers_of
 
-# Claims a layer map judges at each of its layers; C0 already scales every block.
-LAYER_MAP_CLAIMS = ("C1", "C2", "C3", "C4", "C5")
-
 
 @dataclass
 class ModelRun:
@@ -34,6 +31,7 @@ class ModelRun:
     error: str | None = None  # why it could not load; its tests error with this
     info: dict[str, object] = field(default_factory=dict)  # the report's per-model run info
     tried: bool = False  # load() was called (in this process)
+    measurements: object | None = None  # harness.measure.session.Measurements: its one cache, made by the first claim test
 
     @property
     def model(self) -> str:
@@ -85,7 +83,7 @@ class ModelRun:
     def release(self) -> None:
         """Drop the subject, its tokens and every tensor they hold; on CUDA return the cached blocks."""
         device = str(getattr(self.subject, "device", "cpu"))
-        self.subject = self.tokens = None
+        self.subject = self.tokens = self.measurements = None
         gc.collect()
         if device.startswith("cuda"):
             import torch
