@@ -42,6 +42,7 @@ gives kl 0, top1_agreement 1 and nll_change 0 exactly. Without `predictions` the
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import operator
@@ -56,7 +57,8 @@ import torch
 
 from harness.capture import Capture
 from harness.errors import InputError
-from harness.intervention import Scale
+from harness.intervention import ReadComponent, build, component_module, read_direction
+from harness.kinds import InterventionSpec
 from harness.measurement import first_token_weights, frobenius, squared_distance, squared_norm, token_norm_sum, token_weights
 from harness.predictions import CleanPredictions, Predictions, PredictionSums, clean_predictions, reduce_scaled, vocab_chunk_for, with_first
 from harness.profile import Profile
@@ -88,6 +90,7 @@ def profile(
     progress: Progress | None = None,
     predictions: bool = False,
     include_first_token: bool = False,
+    intervention: InterventionSpec | None = None,
 ) -> Profile:
     """Measure Δ at every site of `subject` for each factor; see the module docstring.
 
@@ -98,10 +101,16 @@ def profile(
     `layer` per factor. `progress(done, total)` is called after each chunk (see `terminal_progress`).
     `predictions=True` also measures kl, top1_agreement and nll_change per factor (the subject needs
     an LM head; a given clean pass needs predictions=True too), over every token but each prompt's
-    first, or every token with `include_first_token=True`.
+    first, or every token with `include_first_token=True`. `intervention` names the kind, positions
+    and component (harness.kinds; default: the note's scaling of the block's output); `factors` are
+    its strengths, each checked against the kind's range.
     """
     layer = layer_index(subject, layer)
     factor_list = _factor_list(factors)
+    spec = (intervention or InterventionSpec()).validated()
+    spec.check_strengths(factor_list)
+    component_module(subject, layer, spec.component)  # a component the architecture lacks is refused before any forward
+    spec, params = _read_direction(subject, spec)  # so is a direction of the wrong width
     if factor_batch is not None:
         factor_batch = _positive_int("factor_batch", factor_batch, "or None for the memory budget's choice")
     memory_budget_mb = _positive_int("memory_budget_mb", memory_budget_mb, "(MiB), e.g. 2048")
@@ -117,9 +126,11 @@ def profile(
         report = progress
     if predictions and not clean.predictions:
         raise InputError("predictions=True needs a clean pass made with them: CleanPass(subject, prompts, predictions=True).")
+    if spec.kind == "mean-ablate":
+        params = {"mean": clean_mean(clean, layer, spec.component, include_first_token)}
     sums = _Sums(len(factor_list), len(subject.sites), len(clean.tokens.ids), subject.device, predictions)
     factor_tensor = torch.tensor(factor_list, dtype=torch.float32, device=subject.device)
-    sweep = _Sweep(subject, layer, factor_tensor, sums, memory_budget_mb, factor_batch, reuse_prefix)
+    sweep = _Sweep(subject, layer, factor_tensor, sums, memory_budget_mb, factor_batch, reuse_prefix, spec, params)
     with torch.inference_mode():
         for number, chunk in enumerate(clean.chunks):
             states, calls, clean_logits = clean.chunk_pass(number, block_inputs=reuse_prefix, predictions=predictions)
@@ -129,7 +140,39 @@ def profile(
             del states, calls, clean_logits  # a recomputed chunk's states go now, not after the next one is made
             if report is not None:
                 report(number + 1, len(clean.chunks))
-    return sums.profile(subject, clean, layer, tuple(factor_list), per_prompt, reuse_prefix, factor_batch, include_first_token)
+    return sums.profile(subject, clean, layer, tuple(factor_list), per_prompt, reuse_prefix, factor_batch, include_first_token, spec)
+
+
+def _read_direction(subject: Subject, spec: InterventionSpec) -> tuple[InterventionSpec, dict[str, torch.Tensor]]:
+    """add's vector as the sweep's parameter, and the spec with the direction file's sha256; nothing for other kinds."""
+    if spec.kind != "add" or spec.direction is None:
+        return spec, {}
+    vector, sha = read_direction(spec.direction, _hidden_size(subject))
+    return dataclasses.replace(spec, direction_sha256=sha), {"direction": vector}
+
+
+def clean_mean(clean: CleanPass, layer: int, component: str, include_first: bool = False) -> torch.Tensor:
+    """(D,) float32: the clean mean of block `layer`'s `component` state over the counted tokens of every prompt.
+
+    Summed in float64; the block's output is read from the clean states, a sub-layer's write from one
+    more clean forward per chunk.
+    """
+    subject = clean.subject
+    total, count = torch.zeros(_hidden_size(subject), dtype=torch.float64, device=subject.device), 0.0
+    with torch.inference_mode():
+        for number, chunk in enumerate(clean.chunks):
+            weights = (chunk.everything if include_first else chunk.selected).to(torch.float64)  # (P, T)
+            if component == "output":
+                hidden = clean.states(number)[0][f"block.{layer}"]
+            else:
+                with ReadComponent(subject, layer, component) as read:
+                    subject.model(**chunk.batch, **_no_cache(subject))
+                hidden = read.value
+            total += (hidden.to(torch.float64) * weights.unsqueeze(-1)).sum(dim=(0, 1))
+            count += float(weights.sum())
+    if count == 0:
+        raise InputError("mean-ablate has no counted token to average over: give prompts of two tokens or more, or count the first.")
+    return (total / count).to(torch.float32)
 
 
 @dataclass(frozen=True)
@@ -348,7 +391,9 @@ class _Sums:
         reuse_prefix: bool,
         factor_batch: int | None,
         include_first: bool = False,
+        spec: InterventionSpec | None = None,
     ) -> Profile:
+        spec = spec or InterventionSpec()
         tensors = {
             "delta": self.delta,
             "delta_all": self.delta_all,
@@ -381,6 +426,10 @@ class _Sums:
             prompt_clean_norm=np.sqrt(host["clean"]) if per_prompt else None,
             reuse_prefix=reuse_prefix,
             factor_batch=factor_batch,
+            intervention=spec.kind,
+            positions=spec.positions,
+            component=spec.component,
+            direction_sha256=spec.direction_sha256,
             **measured,
         )
 
@@ -440,6 +489,8 @@ class _Sweep:
     memory_budget_mb: int
     factor_batch: int | None
     reuse_prefix: bool
+    spec: InterventionSpec
+    params: dict[str, torch.Tensor]
 
     def run(self, chunk: Chunk, states: dict[str, torch.Tensor], calls: list[Call] | None, logits: CleanPredictions | None = None) -> None:
         """Every factor on one chunk, `step` factors per forward; halve the step on CUDA out-of-memory."""
@@ -484,13 +535,17 @@ class _Sweep:
             clean = states[site]
             results[site] = (squared_distance(clean, grid, chunk.selected), squared_distance(clean, grid, chunk.everything))
 
+        row_factors = self.factors[start:stop].repeat_interleave(n_prompts)  # (F·P,)
+        edit = build(subject, self.spec, self.layer, row_factors, **self.params)
+        edit.attention_mask = chunk.batch["attention_mask"].repeat(n_factors, 1)  # (F·P, T) for `positions`
+        edit.prompt_ids = chunk.index.repeat(n_factors)  # (F·P,) noise's seeds follow the prompt, not the row
         if self.reuse_prefix:  # sites before `layer` stay 0
             assert calls is not None, "reuse_prefix needs the chunk's block inputs"
-            last = replay(subject, self.layer, states[f"block.{self.layer}"], calls, self.factors[start:stop], reduce)
+            entering = subject.sites[subject.site_index(f"block.{self.layer}") - 1]  # embed or block.layer-1
+            last = replay(subject, self.layer, states[entering], calls, n_factors, edit, reduce)
         else:
             stacked = {name: value.repeat(n_factors, 1) for name, value in chunk.batch.items()}  # (F·P, T)
-            row_factors = self.factors[start:stop].repeat_interleave(n_prompts)  # (F·P,)
-            with Scale(subject, self.layer, row_factors), Capture(subject, on_site=reduce):
+            with edit, Capture(subject, on_site=reduce):
                 last = subject.model(**stacked, **_no_cache(subject)).last_hidden_state  # (F·P, T, D)
         parts = []
         if logits is not None:  # one factor's (P, T, V) logits at a time, at the clean pass's shapes
