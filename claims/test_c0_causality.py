@@ -26,15 +26,15 @@ def c0_profiles(subject, prompts, settings):
 
 
 @pytest.mark.parametrize("factor", note_factors())
-def test_C0_causality_across_depth(factor, subject, c0_profiles, claim_check, settings):
+def test_C0_causality_across_depth(factor, subject, c0_profiles, claim_check):
     by_block = {layer: c0_profiles(layer, (factor,)) for layer in range(subject.n_blocks)}
-    claim_check.note(judge_c0(by_block, dtype=settings.dtype, seed=claim_check.seed), factor=factor, profile=None)
+    claim_check.note(judge_c0(by_block, dtype=subject.dtype_name, seed=claim_check.seed), factor=factor, profile=None)
 
 
-def test_C0_causality_across_depth_drawn(subject, c0_profiles, claim_check, settings):
+def test_C0_causality_across_depth_drawn(subject, c0_profiles, claim_check):
     @given(layer=st.integers(min_value=0, max_value=subject.n_blocks - 1), factor=drawn_factors())
     def run(layer, factor):
-        verdict = judge_c0({layer: c0_profiles(layer, (factor,))}, dtype=settings.dtype, seed=claim_check.seed)
+        verdict = judge_c0({layer: c0_profiles(layer, (factor,))}, dtype=subject.dtype_name, seed=claim_check.seed)
         claim_check.example(verdict, factor, layer=layer)
 
     claim_check.hypothesis(run)

@@ -13,14 +13,14 @@ pytestmark = pytest.mark.claim("C1")
 
 
 @pytest.mark.parametrize("factor", note_factors())
-def test_C1_no_change_before_layer(factor, measure, claim_check, settings):
+def test_C1_no_change_before_layer(factor, subject, measure, claim_check):
     prof = measure(factor)
-    claim_check.note(judge_c1(prof, dtype=settings.dtype, seed=claim_check.seed), factor=factor, profile=prof)
+    claim_check.note(judge_c1(prof, dtype=subject.dtype_name, seed=claim_check.seed), factor=factor, profile=prof)
 
 
-def test_C1_no_change_before_layer_drawn(measure, claim_check, settings):
+def test_C1_no_change_before_layer_drawn(subject, measure, claim_check):
     @given(factor=drawn_factors(keep_band=False))
     def run(factor):
-        claim_check.example(judge_c1(measure(factor), dtype=settings.dtype, seed=claim_check.seed), factor)
+        claim_check.example(judge_c1(measure(factor), dtype=subject.dtype_name, seed=claim_check.seed), factor)
 
     claim_check.hypothesis(run)

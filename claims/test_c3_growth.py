@@ -16,6 +16,11 @@ def growth_span(subject, layer):
     last = subject.n_blocks - 2
     if last - layer + 1 >= 3:
         return None
+    if subject.n_blocks < 4:
+        return (
+            f"{subject.name} is too shallow for C3: it has {subject.n_blocks} block(s), and growth is judged on three sites "
+            "from the scaled block to block N−2, which needs at least 4 blocks"
+        )
     return (
         f"growth is judged on blocks {layer} to {last} (the site before the final one), {max(0, last - layer + 1)} site(s) "
         f"at this layer, and telling a curve from a line needs three: give a layer of at most {subject.n_blocks - 4}"

@@ -15,6 +15,11 @@ def drop_after_layer(subject, layer):
     """C4 compares the final site with block N−2, which must come at or after the scaled block."""
     if layer <= subject.n_blocks - 2:
         return None
+    if subject.n_blocks < 2:
+        return (
+            f"{subject.name} is too shallow for C4: it has {subject.n_blocks} block, and the drop is read from block N−2 "
+            "to the final site, which needs at least 2 blocks"
+        )
     return (
         f"the drop is read from block {subject.n_blocks - 2} to the final site, and block {subject.n_blocks - 2} comes "
         f"before the scaled block {layer} (Δ = 0 there): give a layer of at most {subject.n_blocks - 2}"

@@ -31,6 +31,15 @@ SLIGHT_DROP_MAX = 0.5, DROP_MIN = 1e-3
 FIRST_TOKEN_RATIO = 10
     "an order of magnitude" (§3.2): Δ with the first token / Δ without it ≥ 10, taken as the
     median over the sites from the scaled block to the last block.
+INVARIANT_SHARE = 0.05
+    C0's "every later site moves" (§1) cannot hold where a site is a scale-invariant function of the
+    scaled state: with the last block scaled, the final norm sees exactly s·h, and LayerNorm and
+    RMSNorm give N_ε(s·h) = N_{ε/s²}(h): the scaling reaches their output only through ε. Relative to
+    the scaling itself that is a share of at most ε(1 + s)/(2s²σ²) (σ² the state's per-dimension
+    variance), 3ε/σ² at s = 0.5: below 5 % once σ² ≥ 60ε, and about 1e-7 on GPT-2's last block
+    (norm ≈ 456 over 768 dimensions, σ² ≈ 270 against ε = 1e-5). Such a site is left out of "moves"
+    and checked for the invariance instead: its relative Δ may be at most INVARIANT_SHARE of the
+    relative Δ at the scaled block. A hook that moved the norm's output itself gives a share of 1.
 PROMPT_SHARE = 0.75
     A claim on a corpus holds when it holds on the aggregate Δ (Frobenius over every prompt's
     tokens) and, judged prompt by prompt, on at least three quarters of the prompts.
@@ -73,6 +82,7 @@ NONLINEAR_MIN = 0.02
 SLIGHT_DROP_MAX = 0.5
 DROP_MIN = 1e-3
 FIRST_TOKEN_RATIO = 10.0
+INVARIANT_SHARE = 0.05
 PROMPT_SHARE = 0.75
 KL_MATERIAL = 0.1
 TOP1_MAX = 0.9
@@ -87,6 +97,7 @@ THRESHOLDS = {
     "SLIGHT_DROP_MAX": SLIGHT_DROP_MAX,
     "DROP_MIN": DROP_MIN,
     "FIRST_TOKEN_RATIO": FIRST_TOKEN_RATIO,
+    "INVARIANT_SHARE": INVARIANT_SHARE,
     "PROMPT_SHARE": PROMPT_SHARE,
     "KL_MATERIAL": KL_MATERIAL,
     "TOP1_MAX": TOP1_MAX,
@@ -114,7 +125,9 @@ CLAIMS: dict[str, Claim] = {
             "§1",
             "Causality across depth",
             "Scaling the output of block n changes every later site and leaves every earlier site untouched.",
-            "For every block n: relative Δ ≤ ZERO_RELATIVE at every site before block n, and Δ > 0 at block n and after.",
+            "For every block n: relative Δ ≤ ZERO_RELATIVE at every site before block n and > ZERO_RELATIVE at block n and "
+            "after, except at a site that is scale-invariant in the scaled state (the final norm after the last block), "
+            "whose relative Δ must be ≤ INVARIANT_SHARE × the relative Δ at block n.",
             empirical=False,
             statistic="relative Δ nearest its limit (before: largest; at or after: smallest)",
             needs="<=",
@@ -235,7 +248,7 @@ Statistic = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 def judge_c1(prof: Profile, factor_index: int = 0, dtype: str = "float32", *, seed: int = 0) -> Verdict:
     before = _sites_before(prof)
     rel = prof.relative_delta[factor_index, before]
-    limit = ZERO_RELATIVE[dtype]
+    limit = zero_relative(dtype)
 
     def statistic(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> np.ndarray:  # largest relative Δ before L
         rel = _ratio(d[..., before], c[..., before])
@@ -472,30 +485,47 @@ def _kl_bootstrap(kl_sums: np.ndarray, positions: np.ndarray, seed: int) -> Inte
 def judge_c0(profiles: dict[int, Profile], factor_index: int = 0, dtype: str = "float32", *, seed: int = 0) -> Verdict:
     """C0 over one profile per intervention layer: untouched before, moved at and after.
 
-    Its statistic is the side nearer its limit: the largest relative Δ before the scaled block, or the
-    smallest at or after it (evidence["statistic_is"] says which). With per-prompt data in every
-    profile (the same prompts), the interval resamples prompts jointly across the layers.
+    Sites that the scaling cannot move by construction (`invariant_sites`: the final norm when the
+    last block is scaled) are left out of "moved" and must show the invariance instead: relative Δ
+    at most INVARIANT_SHARE of the relative Δ at the scaled block; evidence["invariant_sites"] names
+    them with their share and the reason. Its statistic is the side nearer its limit: the largest
+    relative Δ before the scaled block, or the smallest at or after it over the sites that must move
+    (evidence["statistic_is"] says which). With per-prompt data in every profile (the same prompts),
+    the interval resamples prompts jointly across the layers.
     """
-    limit = ZERO_RELATIVE[dtype]
+    limit = zero_relative(dtype)
     layers = sorted(profiles)
-    matrix, failures = [], []
+    matrix, failures, invariant = [], [], []
+    ats, moving = [], []  # per layer: the scaled block's site index, and the indices of the sites that must move
     for layer in layers:
         prof = profiles[layer]
         rel = prof.relative_delta[factor_index]
         matrix.append(prof.delta[factor_index].tolist())
         at = prof.site(f"block.{layer}")
-        before, after = rel[:at], rel[at:]
+        exempt = invariant_sites(prof)
+        must = [i for i in range(at, len(prof.sites)) if prof.sites[i] not in exempt]
+        ats.append(at)
+        moving.append(must)
+        before = rel[:at]
         if before.size and before.max() > limit:
             failures.append(f"block {layer}: a site before it moved ({before.max():.3g})")
-        if after.min() <= limit:
-            failures.append(f"block {layer}: {prof.sites[at + int(np.argmin(after))]} did not move")
-    ats = [profiles[layer].site(f"block.{layer}") for layer in layers]
+        if rel[must].min() <= limit:
+            failures.append(f"block {layer}: {prof.sites[must[int(np.argmin(rel[must]))]]} did not move")
+        for site, why in exempt.items():
+            share = float(_ratio(rel[prof.site(site)], rel[at]))
+            invariant.append({"layer": layer, "site": site, "relative_delta": _finite(rel[prof.site(site)]),
+                              "share_of_scaling": _finite(share), "reason": why})
+            if not share <= INVARIANT_SHARE:
+                failures.append(
+                    f"block {layer}: {site} moved by {share:.3g} of the scaling at block {layer}, "
+                    f"but it is scale-invariant there (needs ≤ INVARIANT_SHARE = {INVARIANT_SHARE:g})"
+                )
 
     def sides(*parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(largest relative Δ before, smallest at or after) over layers; parts = Δ, ‖H‖ per layer, each (..., S)."""
+        """(largest relative Δ before, smallest over the sites that must move) over layers; parts = Δ, ‖H‖ per layer, each (..., S)."""
         rels = [_ratio(d, c) for d, c in zip(parts[0::2], parts[1::2], strict=True)]
         before = np.max([r[..., :at].max(axis=-1) if at else np.zeros(r.shape[:-1]) for r, at in zip(rels, ats, strict=True)], axis=0)
-        after = np.min([r[..., at:].min(axis=-1) for r, at in zip(rels, ats, strict=True)], axis=0)
+        after = np.min([r[..., must].min(axis=-1) for r, must in zip(rels, moving, strict=True)], axis=0)
         return before, after
 
     aggregate = [x for layer in layers for x in (profiles[layer].delta[factor_index], profiles[layer].clean_norm)]
@@ -514,13 +544,23 @@ def judge_c0(profiles: dict[int, Profile], factor_index: int = 0, dtype: str = "
     some = profiles[layers[0]]
     evidence = {"layers": layers, "sites": list(some.sites), "delta": matrix, "factor": some.factors[factor_index]}
     evidence["statistic_is"] = "largest relative Δ before the scaled block" if use_before else "smallest relative Δ at or after it"
+    evidence["invariant_sites"] = invariant
+    evidence["invariant_share_limit"] = INVARIANT_SHARE
     ci95, fragile, threshold = _sureness(stat, limit, interval, evidence)
+    worst_share = max((x["share_of_scaling"] for x in invariant if x["share_of_scaling"] is not None), default=0.0)
+    invariance_text = (
+        f"; invariant by construction (left out of \"moved\"): {', '.join(sorted({x['site'] for x in invariant}))}, "
+        f"largest share of the scaling {worst_share:.3g} (needs ≤ {INVARIANT_SHARE:g})"
+        if invariant
+        else ""
+    )
+    margins = [limit - worst_before, smallest_after - limit] + ([INVARIANT_SHARE - worst_share] if invariant else [])
     return Verdict(
         "C0",
         HOLDS if holds else REFUTED,
-        margin=min(limit - worst_before, smallest_after - limit),
+        margin=min(margins),
         margin_text=f"largest relative Δ before the scaled block = {worst_before:.3g} (limit {limit:g}); "
-        f"smallest relative Δ at or after it = {smallest_after:.3g} (needs > {limit:g})",
+        f"smallest relative Δ at or after it = {smallest_after:.3g} (needs > {limit:g})" + invariance_text,
         reason="every layer's scaling reached every later site and no earlier one" if holds else "; ".join(failures[:3]),
         evidence=evidence,
         statistic=_finite(stat),
@@ -528,6 +568,39 @@ def judge_c0(profiles: dict[int, Profile], factor_index: int = 0, dtype: str = "
         ci95=ci95,
         fragile=fragile,
     )
+
+
+PURE_SCALING = ("scale",)  # intervention kinds that multiply a token's whole state by one number
+
+
+def invariant_sites(prof: Profile) -> dict[str, str]:
+    """{site: reason} for the sites that scaling block L cannot move by construction.
+
+    With the last block scaled, `final_norm` is the final LayerNorm/RMSNorm (and, on OPT, a bias-free
+    linear map after it) applied to exactly s·h, token by token: N_ε(s·h) = N_{ε/s²}(h), so only ε
+    carries the scaling (INVARIANT_SHARE). Every architecture row's final norm is a LayerNorm or an
+    RMSNorm; a model without one has no `final_norm` site. Only pure scaling is invisible to a norm:
+    an edit that is not one multiplier per token (noise, a direction, an ablation, a sub-layer's
+    write) moves the norm's output and keeps the site among those that must move.
+    """
+    kind = getattr(prof, "intervention", "scale")  # profiles before interventions other than scaling existed
+    n = sum(1 for s in prof.sites if s.startswith("block."))
+    if prof.layer == n - 1 and "final_norm" in prof.sites and kind in PURE_SCALING:
+        return {
+            "final_norm": f"the final norm is applied to block {n - 1}'s scaled output itself, and LayerNorm/RMSNorm are "
+            "scale-invariant: N(s·h) = N(h) up to the norm's ε"
+        }
+    return {}
+
+
+def zero_relative(dtype: str) -> float:
+    """ZERO_RELATIVE for a resolved dtype name ('float32', 'bfloat16', 'float16'); 'auto' must be resolved first."""
+    try:
+        return ZERO_RELATIVE[dtype]
+    except KeyError:
+        raise ValueError(
+            f"dtype {dtype!r} has no ZERO_RELATIVE limit: give the subject's resolved dtype, one of {', '.join(ZERO_RELATIVE)}"
+        ) from None
 
 
 def first_token_curve(prof: Profile, ratio: float = FIRST_TOKEN_RATIO, points: int = 40) -> dict[str, object]:
@@ -606,8 +679,9 @@ def _growth_span(prof: Profile) -> list[int]:
 
 
 def _first_token_span(prof: Profile) -> list[int]:
-    final, _ = final_readings(prof)["raw"]
-    return list(range(prof.site(f"block.{prof.layer}"), final + 1))
+    """Block L up to the last block (a one-block model has no block N−2, which final_readings needs)."""
+    n = sum(1 for s in prof.sites if s.startswith("block."))
+    return list(range(prof.site(f"block.{prof.layer}"), prof.site(f"block.{n - 1}") + 1))
 
 
 def _steps(values: np.ndarray) -> np.ndarray:

@@ -130,7 +130,15 @@ def test_prompt_share_refutes_an_aggregate_that_hides_most_prompts():
 
 def test_c0_over_layers():
     moved = {layer: make([0] * (layer + 1) + [1] * (len(SITES) - layer - 1), layer=layer) for layer in range(6)}
-    assert judge_c0(moved).verdict == HOLDS
+    moved[5] = make([0] * 6 + [1, 0], layer=5)  # the last block scaled: the final norm is scale-invariant, Δ = 0 there
+    verdict = judge_c0(moved)
+    assert verdict.verdict == HOLDS
+    assert [(x["layer"], x["site"], x["share_of_scaling"]) for x in verdict.evidence["invariant_sites"]] == [(5, "final_norm", 0.0)]
+    moving_norm = dict(moved)
+    moving_norm[5] = make([0] * 6 + [1, 0.2], layer=5)  # the final norm moved by 20 % of the scaling: not invariant
+    verdict = judge_c0(moving_norm)
+    assert verdict.verdict == REFUTED and "block 5: final_norm moved by 0.2 of the scaling" in verdict.reason
+    assert verdict.margin == pytest.approx(judgement.INVARIANT_SHARE - 0.2)
     leaked = dict(moved)
     leaked[3] = make([0, 0, 0.5, 0, 1, 1, 1, 1], layer=3)
     verdict = judge_c0(leaked)
@@ -331,6 +339,8 @@ def test_c0_statistic_and_its_interval_over_layers():
     def at(layer: int, prompts: bool) -> Profile:
         per = np.zeros((len(SITES), 20))
         per[layer + 1 :] = rng.uniform(1, 2, size=(len(SITES) - layer - 1, 20))
+        if layer == 5:
+            per[-1] = 0.0  # the final norm after the scaled last block: scale-invariant, it does not move
         return corpus(per, layer=layer) if prompts else make(np.sqrt(np.square(per).sum(axis=1)), layer=layer)
 
     plain = judge_c0({layer: at(layer, False) for layer in range(6)})

@@ -107,6 +107,11 @@ class Subject:
             encoded = {k: [first.start if k == "input_ids" else (v[0] if v else 1), *v] for k, v in encoded.items()}
         return encoded
 
+    @property
+    def dtype_name(self) -> str:
+        """The resolved dtype as a name ('float32', 'bfloat16', 'float16'): never 'auto', which loading resolves."""
+        return str(self.dtype).removeprefix("torch.")
+
     def describe(self) -> dict[str, object]:
         """What makes a run on this subject repeatable, for headers and reports."""
         return {
@@ -116,7 +121,7 @@ class Subject:
             "source": self.source,
             "blocks": self.n_blocks,
             "device": str(self.device),
-            "dtype": str(self.dtype).removeprefix("torch."),
+            "dtype": self.dtype_name,
             "first_token": self.first.describe,
             "prepend_bos": self.first.policy,
             "lm_head": self.head_note,
