@@ -583,9 +583,9 @@ def invariant_sites(prof: Profile) -> dict[str, str]:
     an edit that is not one multiplier per token (noise, a direction, an ablation, a sub-layer's
     write) moves the norm's output and keeps the site among those that must move.
     """
-    kind = getattr(prof, "intervention", "scale")  # profiles before interventions other than scaling existed
     n = sum(1 for s in prof.sites if s.startswith("block."))
-    if prof.layer == n - 1 and "final_norm" in prof.sites and kind in PURE_SCALING:
+    pure = prof.intervention in PURE_SCALING and prof.component == "output"  # any positions: each token is scaled or kept
+    if prof.layer == n - 1 and "final_norm" in prof.sites and pure:
         return {
             "final_norm": f"the final norm is applied to block {n - 1}'s scaled output itself, and LayerNorm/RMSNorm are "
             "scale-invariant: N(s·h) = N(h) up to the norm's ε"

@@ -249,3 +249,21 @@ def test_every_kind_is_exact_before_the_layer_and_replays(subject, clean, tmp_pa
     np.testing.assert_array_equal(fast.prompt_delta_all_tokens[:, at:], full.prompt_delta_all_tokens[:, at:])
     assert np.all(full.delta_all_tokens[0, at + 1 :] > 0)  # the comparison is not of zeros
     assert (full.intervention, full.component, full.positions) == (kind, component, positions)
+
+
+def test_only_a_pure_scaling_of_the_output_is_invisible_to_the_final_norm(subject, clean):
+    """C0's exclusion (judgement.invariant_sites): with the last block edited, the final norm hides s·h, any positions, and nothing else."""
+    import dataclasses
+
+    from harness.judgement import invariant_sites
+
+    last = subject.n_blocks - 1
+    prof = profile(subject, None, last, [0.5], clean=clean)
+    if "final_norm" not in prof.sites:
+        assert invariant_sites(prof) == {}
+        return
+    assert set(invariant_sites(prof)) == set(invariant_sites(dataclasses.replace(prof, positions="first"))) == {"final_norm"}
+    for change in ({"intervention": "noise"}, {"intervention": "scale-update"}, {"component": "mlp"}):
+        assert invariant_sites(dataclasses.replace(prof, **change)) == {}
+    noisy = profile(subject, None, last, [0.5], clean=clean, intervention=InterventionSpec("noise"))
+    assert noisy.relative_delta[0, -1] > 1e-2 > prof.relative_delta[0, -1]  # measured: noise moves the norm's output, scaling does not
