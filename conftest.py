@@ -1,3 +1,3 @@
 """Registers the harness's pytest plugins for `pytest claims/` and `pytest tests/`."""
 
-pytest_plugins = ["harness.plugin", "harness.report.collect"]
+pytest_plugins = ["harness.suite.plugin", "harness.report.collect"]

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness import CleanPass
-from harness.checks import drawn_factors, note_factors, profiles
-from harness.judgement import judge_c0
+from harness.judge.judgement import judge_c0
+from harness.suite.checks import drawn_factors, note_factors, profiles
 
 pytestmark = pytest.mark.claim("C0")
 

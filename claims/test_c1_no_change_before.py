@@ -6,8 +6,8 @@ Any factor qualifies, also near 1: nothing upstream may move whatever the scalin
 import pytest
 from hypothesis import given
 
-from harness.checks import drawn_factors, note_factors
-from harness.judgement import judge_c1
+from harness.judge.judgement import judge_c1
+from harness.suite.checks import drawn_factors, note_factors
 
 pytestmark = pytest.mark.claim("C1")
 

@@ -6,8 +6,8 @@ Factors within FACTOR_BAND of 1 are left out of the drawn ones: the claim is abo
 import pytest
 from hypothesis import given
 
-from harness.checks import drawn_factors, note_factors
-from harness.judgement import judge_c2
+from harness.judge.judgement import judge_c2
+from harness.suite.checks import drawn_factors, note_factors
 
 pytestmark = pytest.mark.claim("C2")
 

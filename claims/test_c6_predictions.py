@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 
 from harness import CleanPass
-from harness.checks import drawn_factors, note_factors, prediction_curves, profiles
-from harness.judgement import judge_c6
+from harness.judge.judgement import judge_c6
+from harness.suite.checks import drawn_factors, note_factors, prediction_curves, profiles
 
 
 def has_head(subject, layer):
@@ -41,7 +41,7 @@ def predicting(subject, tokens, settings) -> Callable:
 
 @pytest.fixture(scope="module")
 def c6_curves(subject, settings, predicting) -> Callable:
-    """curves(factor) -> {"dose_response": ..., "kl_by_layer": ...} (harness.checks.prediction_curves), cached."""
+    """curves(factor) -> {"dose_response": ..., "kl_by_layer": ...} (harness.suite.checks.prediction_curves), cached."""
     cache: dict[float, dict[str, object]] = {}
 
     def run(factor: float) -> dict[str, object]:

@@ -5,8 +5,8 @@ subject = load_subject("minilm")
 prof = profile(subject, ["The cat sat on the mat."], layer=2, factors=[0.5, 1.5])
 prof.delta            # (factors, sites) Δ = ‖H_clean − H_scaled‖_F, first token excluded
 
-The engine (torch, transformers) loads on first use of one of its names, so `harness.profile`
-(the Profile data), `harness.judgement` and `harness.settings` import without torch.
+The engine (torch, transformers) loads on first use of one of its names, so
+`harness.measure.record` (the Profile data), `harness.judge.judgement` and `harness.settings` import without torch.
 """
 
 from __future__ import annotations
@@ -15,30 +15,27 @@ import importlib
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError, InputError, SubjectLoadError
-from harness.profile import Profile
+from harness.measure.record import Profile
 from harness.settings import NOTE_FACTORS, NOTE_LAYER, Settings
 
-# Importing harness.profile above bound the name `profile` to that module; in this package the
-# name means the function harness.sweep.profile, loaded below on first use.
-globals().pop("profile", None)
-
 if TYPE_CHECKING:
-    from harness.capture import Capture
-    from harness.intervention import Scale
-    from harness.prompts import read_prompts, tokenize
-    from harness.subjects import Subject, load_subject
-    from harness.sweep import CleanPass, profile
+    from harness.intervene.edits import Scale
+    from harness.measure.capture import Capture
+    from harness.measure.clean import CleanPass
+    from harness.measure.sweep import profile
+    from harness.model import Subject, load_subject
+    from harness.model.prompts import read_prompts, tokenize
 
 # name -> the module that defines it; imported on first access (PEP 562)
 _ENGINE = {
-    "Capture": "harness.capture",
-    "CleanPass": "harness.sweep",
-    "Scale": "harness.intervention",
-    "Subject": "harness.subjects",
-    "load_subject": "harness.subjects",
-    "profile": "harness.sweep",
-    "read_prompts": "harness.prompts",
-    "tokenize": "harness.prompts",
+    "Capture": "harness.measure.capture",
+    "CleanPass": "harness.measure.clean",
+    "Scale": "harness.intervene.edits",
+    "Subject": "harness.model",
+    "load_subject": "harness.model",
+    "profile": "harness.measure.sweep",
+    "read_prompts": "harness.model.prompts",
+    "tokenize": "harness.model.prompts",
 }
 
 

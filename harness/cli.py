@@ -5,7 +5,7 @@
     python -m harness report merge reports/gpt2.json reports/minilm.json -o reports/matrix.html
 
 Where the subject has an LM head the effect on its next-token predictions is measured too: `kl`,
-`top1_agreement` and `nll_change`, one value per factor (harness.predictions), over the same tokens
+`top1_agreement` and `nll_change`, one value per factor (harness.measure.predictions), over the same tokens
 as Δ (--include-first-token counts each prompt's first). Without a head they are null in --json and
 `predictions_not_measured` says why.
 
@@ -23,7 +23,8 @@ from collections.abc import Sequence
 
 from harness.errors import HarnessError, InputError
 from harness.report import merge
-from harness.settings import CLI, Settings, load_subject_for, options
+from harness.settings import CLI, Settings, options
+from harness.suite.runs import load_subject_for
 
 # Flags of the command itself (output shape), not settings of the measurement.
 OUTPUT_FLAGS = ("--prompt", "--per-prompt", "--json")
@@ -104,8 +105,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def _profile(args: argparse.Namespace) -> int:
     from harness import profile
-    from harness.prompts import read_prompts, tokenize, unknown_tokens_warning
-    from harness.sweep import terminal_progress
+    from harness.measure.clean import terminal_progress
+    from harness.model.prompts import read_prompts, tokenize, unknown_tokens_warning
 
     settings = settings_from(args)
     prompts = list(args.prompt)

@@ -4,7 +4,7 @@
     settings = Settings.from_text({"layer": ("4", "--layer")})   # parse what a user typed, saying where
 
 Each field carries its flag, its help and its parser once, in `dataclasses.field(metadata=...)`
-(see `setting`). `harness.cli` adds one flag per field marked for the CLI, `harness.plugin` one
+(see `setting`). `harness.cli` adds one flag per field marked for the CLI, `harness.suite.plugin` one
 pytest option per field marked for pytest, with an environment fallback `HARNESS_<NAME>`; the
 report's header prints `as_dict()`. So a name, a default and a help text are written here only.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError
-from harness.kinds import COMPONENTS, KINDS, POSITIONS, InterventionSpec
+from harness.intervene.kinds import COMPONENTS, KINDS, POSITIONS, InterventionSpec
 
 # The note's two factors (§2): "reduce by 50%" and "increase to 150%".
 NOTE_FACTORS: tuple[float, ...] = (0.5, 1.5)
@@ -292,7 +292,7 @@ class Settings:
         return dataclasses.replace(out, factors=tuple(factors))
 
     def intervention_spec(self) -> InterventionSpec:
-        """The intervention these settings name (harness.kinds), unchecked: call .validated() on it."""
+        """The intervention these settings name (harness.intervene.kinds), unchecked: call .validated() on it."""
         return InterventionSpec(self.intervention, self.positions, self.component, self.direction, self.seed)
 
     @classmethod
@@ -348,13 +348,6 @@ def check_factor(value: object) -> float:
         return parse_factor(value)  # type: ignore[arg-type]
     except ValueError as exc:
         raise InputError(f"factor {value!r} {exc}.") from None
-
-
-def load_subject_for(settings: Settings):
-    """The subject these settings name (harness.subjects.load_subject with the loader's settings)."""
-    from harness.subjects import load_subject
-
-    return load_subject(settings.model, device=settings.device, dtype=settings.dtype, seed=settings.seed, prepend_bos=settings.prepend_bos)
 
 
 # ---------------------------------------------------------------------------------------------

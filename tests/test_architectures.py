@@ -1,4 +1,4 @@
-"""Every row of harness/architectures.py, on a tiny random checkpoint loaded through `--model DIR`.
+"""Every row of harness/model/architectures.py, on a tiny random checkpoint loaded through `--model DIR`.
 
 For each architecture a model with 3 blocks and d_model 32 is built from its config class (no
 download), saved with a small offline tokenizer (safetensors) and loaded with `load_subject(dir)`,
@@ -22,8 +22,8 @@ import pytest
 import torch
 
 from harness import Capture, Scale, load_subject, profile
-from harness.architectures import ARCHITECTURES
 from harness.errors import InputError
+from harness.model.architectures import ARCHITECTURES
 
 PROMPTS = ["The cat sat on the mat and looked at the dog.", "A dog ran to the red door of the house.", "The sun is warm today."]
 _WORDS = sorted({w.strip(".").lower() for p in PROMPTS for w in p.split()} | {"hello", "world", "."})
@@ -253,7 +253,7 @@ def test_the_tiny_checkpoint_script_makes_a_model_the_loader_takes(tmp_path):
     import subprocess
     import sys
 
-    from harness.prompts import read_prompts, tokenize
+    from harness.model.prompts import read_prompts, tokenize
 
     root = Path(__file__).resolve().parent.parent
     out = tmp_path / "tiny-neox"

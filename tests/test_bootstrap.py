@@ -1,4 +1,4 @@
-"""The prompt bootstrap (harness/bootstrap.py) against scipy.stats.bootstrap and against the
+"""The prompt bootstrap (harness/judge/bootstrap.py) against scipy.stats.bootstrap and against the
 analytic standard error of a Frobenius aggregate."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.bootstrap import RESAMPLES, frobenius_aggregate, percentile_interval, prompt_bootstrap, resample_counts
+from harness.judge.bootstrap import RESAMPLES, frobenius_aggregate, percentile_interval, prompt_bootstrap, resample_counts
 
 P = 80
 PARTS = np.random.default_rng(11).uniform(1.0, 3.0, size=(2, 4, P))  # two per-prompt parts, (S=4, P) each

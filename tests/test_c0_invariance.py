@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from harness import load_subject, profile
-from harness.judgement import HOLDS, INVARIANT_SHARE, REFUTED, ZERO_RELATIVE, invariant_sites, judge_c0
+from harness.judge.judgement import HOLDS, INVARIANT_SHARE, REFUTED, ZERO_RELATIVE, invariant_sites, judge_c0
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPTS = ["The cat sat on the mat.", "A quick brown fox jumps over the lazy dog again.", "Layers scale, and norms follow."]

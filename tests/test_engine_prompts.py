@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harness import InputError, load_subject, profile, read_prompts, tokenize
-from harness.prompts import unknown_tokens_warning
+from harness.model.prompts import unknown_tokens_warning
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_byte_level_bpe_has_no_unknown_tokens():
     """GPT-2's nominal unk token is <|endoftext|> (its BOS/EOS): not counted as unknown."""
     from types import SimpleNamespace
 
-    from harness.prompts import _unknown_id
+    from harness.model.prompts import _unknown_id
 
     fake = SimpleNamespace(unk_token_id=50256, bos_token_id=50256, eos_token_id=50256)
     assert _unknown_id(fake) is None

@@ -1,6 +1,6 @@
 """The instrument itself: sites, the Scale hook, Δ, batching, hook hygiene, bad input.
 
-Every expected number is computed independently of `harness.sweep`: from HuggingFace's own
+Every expected number is computed independently of `harness.measure.sweep`: from HuggingFace's own
 `output_hidden_states`, or from the identity Δ(block L) = |1 − s|·‖H_L‖.
 """
 
@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness import Capture, CleanPass, InputError, Scale, SubjectLoadError, load_subject, profile, tokenize
-from harness.measurement import squared_distance, token_weights
-from harness.sites import block_output
+from harness.measure.norms import squared_distance, token_weights
+from harness.model.sites import block_output
 
 PROMPTS = ["The cat sat on the mat and looked around the room.", "Paris is the capital of France.", "Hi there you"]
 SUBJECTS = ["random-gpt2", "minilm"]

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import cli
-from harness.judgement import CLAIMS
+from harness.judge.judgement import CLAIMS
 from harness.report import write
 from tests.test_report_pytester import fake_suite
 
@@ -291,7 +291,7 @@ def test_an_interrupted_update_writes_nothing_and_says_so(tmp_path, corpus):
 
 @pytest.fixture(scope="module")
 def minilm():
-    from harness.subjects import load_subject
+    from harness.model import load_subject
 
     return load_subject("minilm", device="cpu")
 
@@ -349,7 +349,7 @@ def test_long_sweeps_print_progress_lines_on_pytests_terminal():
     """Row 15: a claims run on a long corpus says how far each sweep is; short sweeps print nothing."""
     from types import SimpleNamespace
 
-    from harness.plugin import progress_lines
+    from harness.suite.plugin import progress_lines
 
     lines: list[str] = []
     reporter = SimpleNamespace(write_line=lines.append)

@@ -19,9 +19,9 @@ import pytest
 import torch
 
 from harness import CleanPass, load_subject, profile
-from harness.intervention import MeanAblate, Noise, Scale, ScaleUpdate
-from harness.kinds import KINDS, InterventionSpec
-from harness.sweep import clean_mean
+from harness.intervene.edits import MeanAblate, Noise, Scale, ScaleUpdate
+from harness.intervene.kinds import KINDS, InterventionSpec
+from harness.measure.clean import clean_mean
 
 PROMPTS = [
     "The cat sat on the mat.",
@@ -255,7 +255,7 @@ def test_only_a_pure_scaling_of_the_output_is_invisible_to_the_final_norm(subjec
     """C0's exclusion (judgement.invariant_sites): with the last block edited, the final norm hides s·h, any positions, and nothing else."""
     import dataclasses
 
-    from harness.judgement import invariant_sites
+    from harness.judge.judgement import invariant_sites
 
     last = subject.n_blocks - 1
     prof = profile(subject, None, last, [0.5], clean=clean)

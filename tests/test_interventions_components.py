@@ -17,9 +17,10 @@ import pytest
 import torch
 
 from harness import load_subject
-from harness.architectures import ARCHITECTURES
 from harness.errors import InputError
-from harness.intervention import Scale, component_module
+from harness.intervene.edits import Scale
+from harness.intervene.protocol import component_module
+from harness.model.architectures import ARCHITECTURES
 from tests.test_architectures import PROMPTS, TINY, save_tiny
 
 # model_type -> (attention's output projection, MLP's output projection), dotted inside a block;

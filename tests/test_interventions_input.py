@@ -15,8 +15,8 @@ import torch
 
 from harness import cli, load_subject
 from harness.errors import InputError
-from harness.intervention import CLASSES, build
-from harness.kinds import KINDS, InterventionSpec
+from harness.intervene.edits import CLASSES, build
+from harness.intervene.kinds import KINDS, InterventionSpec
 from harness.settings import Settings
 from tests.test_hostile import _one_error, _pytest
 

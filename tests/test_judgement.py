@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from harness import judgement
-from harness.expectations import Expectation, load_expectations, summarize, write_expectations
-from harness.judgement import (
+from harness.judge import judgement
+from harness.judge.expectations import Expectation, load_expectations, summarize, write_expectations
+from harness.judge.judgement import (
     CLAIMS,
     DROP_MIN,
     FIRST_TOKEN_RATIO,
@@ -31,8 +31,8 @@ from harness.judgement import (
     predicted_crossing_length,
     predicted_first_token_ratio,
 )
-from harness.outcome import FINDING
-from harness.profile import Profile
+from harness.judge.outcome import FINDING
+from harness.measure.record import Profile
 
 SITES = ("embed", *(f"block.{i}" for i in range(6)), "final_norm")  # 6 blocks and a final norm
 

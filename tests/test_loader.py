@@ -20,8 +20,8 @@ import torch
 from test_architectures import PROMPTS, save_tiny, tiny_tokenizer
 
 from harness import InputError, SubjectLoadError, load_subject
-from harness.architectures import ARCHITECTURES
-from harness.subjects import resolve_device, resolve_dtype
+from harness.model import resolve_device, resolve_dtype
+from harness.model.architectures import ARCHITECTURES
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_broken_config_names_the_file(checkpoint, content, said):
 
 def test_unknown_model_type_lists_the_supported_ones_and_where_to_add_one(checkpoint):
     _edit_config(checkpoint, model_type="mamba")
-    message = _refused(checkpoint, "model_type 'mamba'", "harness/architectures.py", str(checkpoint / "config.json"))
+    message = _refused(checkpoint, "model_type 'mamba'", "harness/model/architectures.py", str(checkpoint / "config.json"))
     assert all(model_type in message for model_type in ARCHITECTURES)
 
 

@@ -21,8 +21,8 @@ import pytest
 
 from harness.cli import main as cli_main
 from harness.errors import InputError
-from harness.expectations import load_expectations
-from harness.outcome import FINDING, FINDING_HOLDS, FINDING_REFUTED, STATUSES, status_of
+from harness.judge.expectations import load_expectations
+from harness.judge.outcome import FINDING, FINDING_HOLDS, FINDING_REFUTED, STATUSES, status_of
 from harness.report.merge import main as merge_main
 from harness.report.merge import merge_documents
 from harness.report.outcomes import FORMAT, assemble
@@ -60,7 +60,7 @@ class ModelWatch:
     """A pytest plugin: at each model's first test, is the previous model's Subject gone?"""
 
     def __init__(self) -> None:
-        from harness.subjects import Subject
+        from harness.model import Subject
 
         gc.collect()
         self.before = {id(o) for o in gc.get_objects() if type(o) is Subject}  # other tests' subjects in this process
@@ -72,7 +72,7 @@ class ModelWatch:
         run = item.funcargs["harness_model"]
         if self.previous is None or self.previous[0] != run.model:
             if self.previous is not None:
-                from harness.subjects import Subject
+                from harness.model import Subject
 
                 gc.collect()
                 alive = sum(type(o) is Subject and id(o) not in self.before for o in gc.get_objects())

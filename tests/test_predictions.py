@@ -1,4 +1,4 @@
-"""harness.predictions against an independent per-prompt computation on a random GPT-2 with an LM head.
+"""harness.measure.predictions against an independent per-prompt computation on a random GPT-2 with an LM head.
 
 The reference runs each prompt alone (batch of one, no padding), scales block 2's output with its own
 forward hook, takes torch.log_softmax over the whole vocabulary in float64, and loops over positions
@@ -21,7 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from harness.errors import InputError
-from harness.predictions import (
+from harness.measure.predictions import (
     WORKING_COPIES,
     Predictions,
     clean_predictions,

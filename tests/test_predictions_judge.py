@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from harness.bootstrap import RESAMPLES, resample_counts
-from harness.judgement import CLAIMS, HOLDS, KL_MATERIAL, NOT_APPLICABLE, REFUTED, THRESHOLDS, TOP1_MAX, judge_c6
-from harness.outcome import thresholds_for
-from harness.profile import Profile
+from harness.judge.bootstrap import RESAMPLES, resample_counts
+from harness.judge.judgement import CLAIMS, HOLDS, KL_MATERIAL, NOT_APPLICABLE, REFUTED, THRESHOLDS, TOP1_MAX, judge_c6
+from harness.judge.outcome import thresholds_for
+from harness.measure.record import Profile
 
 
 def make(kl_pp: list[float], top1_pp: list[float], positions: list[int], per_prompt: bool = True) -> Profile:

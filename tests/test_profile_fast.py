@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from harness import CleanPass, load_subject, profile
-from harness.prompts import tokenize
-from harness.sweep import _prompt_chunks
+from harness.measure.clean import prompt_chunks
+from harness.model.prompts import tokenize
 
 PROMPTS = [
     "The cat sat on the mat.",
@@ -34,7 +34,7 @@ def subject(request: pytest.FixtureRequest):
 def test_reuse_prefix_matches_full_forward_from_the_layer_on(subject, layer: int, factor_batch: int | None) -> None:
     """One factor per forward: the replay runs each block at the clean pass's shapes on the same inputs
     as the full forward, so the two agree bit for bit. Stacked, both round by batch shape (see
-    harness.replay: up to 5.7e-7 relative measured), hence a tolerance."""
+    harness.measure.replay: up to 5.7e-7 relative measured), hence a tolerance."""
     layer = layer % subject.n_blocks
     clean = CleanPass(subject, PROMPTS)
     full = profile(subject, None, layer, FACTORS, per_prompt=True, clean=clean, factor_batch=factor_batch)
@@ -67,7 +67,7 @@ def test_chunks_keep_padding_small_and_results_unchanged() -> None:
     rng = np.random.default_rng(0)
     prompts = ["x" + "y" * int(n) for n in rng.integers(4, 60, size=40)]
     tokens = tokenize(subject, prompts)
-    chunks = _prompt_chunks(subject, tokens, 512 * 2**20)
+    chunks = prompt_chunks(subject, tokens, 512 * 2**20)
     assert sorted(i for c in chunks for i in c) == list(range(len(prompts)))
     padded = sum(len(c) * max(tokens.lengths[i] for i in c) for c in chunks)
     one_batch = len(prompts) * max(tokens.lengths)

@@ -5,7 +5,7 @@ python -m tests.test_readme      # prints the options table as the README should
 
 from pathlib import Path
 
-from harness.judgement import CLAIMS
+from harness.judge.judgement import CLAIMS
 from harness.settings import CLI, PYTEST, options
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -16,8 +16,8 @@ from typing import ClassVar
 
 import pytest
 
-from harness.judgement import CLAIMS
-from harness.outcome import ClaimOutcome, OutcomeError
+from harness.judge.judgement import CLAIMS
+from harness.judge.outcome import ClaimOutcome, OutcomeError
 from harness.report import build_document, plots, render_html, write_report
 from harness.report.outcomes import ItemResult, check_travels, claim_of
 from harness.report.render import fmt

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.judgement import CLAIMS
+from harness.judge.judgement import CLAIMS
 from harness.report import write_report
 from harness.report.sample import sample_run
 from tests.test_report import XSS

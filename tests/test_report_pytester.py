@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.judgement import CLAIMS
+from harness.judge.judgement import CLAIMS
 from harness.report.render import fmt
 from tests.test_report import XSS, Tree, parse
 

@@ -21,9 +21,9 @@ import pytest
 
 from harness import cli
 from harness.errors import InputError
-from harness.expectations import Expectation, load_expectations, read_table, write_expectations
-from harness.judgement import CLAIMS, Verdict
-from harness.outcome import STATUSES, ClaimOutcome, Example, status_of
+from harness.judge.expectations import Expectation, load_expectations, read_table, write_expectations
+from harness.judge.judgement import CLAIMS, Verdict
+from harness.judge.outcome import STATUSES, ClaimOutcome, Example, status_of
 from harness.settings import CLI, PYTEST, Settings, options
 
 pytest_plugins = ["pytester"]
@@ -237,7 +237,7 @@ def test_every_claim_in_the_shipped_file_is_known():
 
 @pytest.fixture(scope="module")
 def minilm():
-    from harness.subjects import load_subject
+    from harness.model import load_subject
 
     return load_subject("minilm", device="cpu")
 
@@ -290,7 +290,7 @@ class _Node:
 
 
 def test_the_hypothesis_record_shows_the_off_example_with_its_own_verdict():
-    from harness.checks import ClaimCheck
+    from harness.suite.checks import ClaimCheck
 
     check = ClaimCheck(_Node(), "C4", Expectation("holds", "the note"), Settings(model="m"))
     verdicts = [

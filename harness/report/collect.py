@@ -12,15 +12,15 @@ outcome show "not run") or a claims module failed to collect. A run that measure
 `-k nomatch`, a node id that does not exist) keeps the previous report; a run stopped at start-up
 (the model cannot load) writes one saying so only where there was none.
 
-Each claim test attaches `("claim_outcome", <JSON>)` (harness.outcome.ClaimOutcome) to
+Each claim test attaches `("claim_outcome", <JSON>)` (harness.judge.outcome.ClaimOutcome) to
 `item.user_properties`; pytest copies it into every TestReport and xdist ships it to the
 controller, where it is read once, here. On the side where the test runs,
 `pytest_runtest_makereport` checks that every user property can travel as JSON; one that cannot
 fails that test with a message saying which property and why (never a crash, never a pass).
 
-Hooks (harness.suite.SuiteHooks): run information for the header comes from
+Hooks (harness.suite.hooks.SuiteHooks): run information for the header comes from
 `pytest_claim_report_run_info(config)`; at the end of the session every outcome goes to
-`pytest_claim_outcomes(config, outcomes, complete, why)` (harness.plugin's --update-expectations).
+`pytest_claim_outcomes(config, outcomes, complete, why)` (harness.suite.plugin's --update-expectations).
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from pathlib import Path
 import pytest
 
 from harness.errors import InputError
-from harness.outcome import NOT_RUN, PROPERTY, ClaimOutcome, OutcomeError
+from harness.judge.outcome import NOT_RUN, PROPERTY, ClaimOutcome, OutcomeError
 from harness.report.outcomes import ItemResult, build_document, check_travels, claim_of
 from harness.report.write import check_report_path, json_path_for, write_document
-from harness.suite import MODEL_PROPERTY, SuiteHooks, in_claims, names_claims
+from harness.suite.hooks import MODEL_PROPERTY, SuiteHooks, in_claims, names_claims
 
 DEFAULT_REPORT = "reports/claims.html"
 _PLUGIN_NAME = "harness-claim-report"

@@ -9,7 +9,7 @@
     assemble([("C3", item_dict), ...], run, session)   # the same document from item dicts (report merge)
 
 The contract with `claims/`: every claim test attaches one user property `("claim_outcome", <JSON
-string>)`, a harness.outcome.ClaimOutcome as JSON (at least its REQUIRED_KEYS). A test that
+string>)`, a harness.judge.outcome.ClaimOutcome as JSON (at least its REQUIRED_KEYS). A test that
 ends without one shows as "error" when it failed and as "not run" when it was skipped or never ran.
 
 The document (docs/readme-multi.md; the page helper renders it):
@@ -31,12 +31,12 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from harness.judgement import CLAIMS
-from harness.outcome import ERROR, NOT_RUN, PROPERTY, STATUSES, ClaimOutcome, OutcomeError, finite
-from harness.runs import LAYER_MAP_CLAIMS, model_in_nodeid
+from harness.judge.judgement import CLAIMS
+from harness.judge.outcome import ERROR, NOT_RUN, PROPERTY, STATUSES, ClaimOutcome, OutcomeError, finite
+from harness.suite.runs import LAYER_MAP_CLAIMS, model_in_nodeid
 
 FORMAT = "claims-report/1"  # same format since wave 1: the new keys are additions, an old reader ignores them
-# Per-model run info the document carries for each model (harness.runs.ModelRun.info), in this order.
+# Per-model run info the document carries for each model (harness.suite.runs.ModelRun.info), in this order.
 MODEL_KEYS = ("model", "revision", "architecture", "first_token", "blocks", "device", "dtype", "source", "layer", "layers", "error")
 _LAYER_IN_ID = re.compile(r"-L(\d+)(?:-|\]$)")
 

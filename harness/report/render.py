@@ -24,8 +24,8 @@ from collections.abc import Callable
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
-from harness.judgement import CLAIMS
-from harness.outcome import STATUSES
+from harness.judge.judgement import CLAIMS
+from harness.judge.outcome import STATUSES
 from harness.report import plots
 from harness.report.page import PAGE
 

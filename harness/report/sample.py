@@ -7,7 +7,7 @@
     python -m harness.report.sample --model minilm --out docs/sample.html [--corpus]
 
 Used by the report's own tests and to draw the README's screenshot without running the suite.
-The outcomes are the records (harness.outcome.ClaimOutcome) the claims suite attaches to each
+The outcomes are the records (harness.judge.outcome.ClaimOutcome) the claims suite attaches to each
 test item, held to the suite's own expectations file (claims/expectations.toml).
 """
 
@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from harness import CleanPass, profile
-from harness import judgement as J
-from harness.checks import prediction_curves, profiles, token_norms
-from harness.expectations import load_expectations
-from harness.outcome import ClaimOutcome, Example, status_of
+from harness.judge import judgement as J
+from harness.judge.expectations import load_expectations
+from harness.judge.outcome import ClaimOutcome, Example, status_of
+from harness.model import load_subject
 from harness.settings import Settings
-from harness.subjects import load_subject
+from harness.suite.checks import prediction_curves, profiles, token_norms
 
 SAMPLE_PROMPTS = (
     "The old dog slept soundly.",
@@ -38,7 +38,7 @@ CORPUS = Path(__file__).resolve().parents[2] / "claims" / "prompts.txt"
 
 def corpus(path: Path = CORPUS) -> list[str]:
     """The claims suite's default prompts, as `pytest claims/` reads them."""
-    from harness.prompts import read_prompts
+    from harness.model.prompts import read_prompts
 
     return read_prompts(path)
 

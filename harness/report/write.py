@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.outcome import ClaimOutcome
+from harness.judge.outcome import ClaimOutcome
 from harness.report.outcomes import ItemResult, build_document
 from harness.report.render import render_html
 

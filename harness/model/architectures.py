@@ -175,6 +175,6 @@ def architecture_for(model_type: object, model: str, where: str = "config.json")
     raise SubjectLoadError(
         f"Cannot load model {model!r}: its architecture (model_type {model_type!r} in {where}) is not supported. "
         f"Supported model types: {', '.join(sorted(ARCHITECTURES))}. "
-        "To add one, write its row in ARCHITECTURES in harness/architectures.py (where its blocks and final norm "
+        "To add one, write its row in ARCHITECTURES in harness/model/architectures.py (where its blocks and final norm "
         "live, pre- or post-norm, its first token) and its tiny config in tests/test_architectures.py."
     )

@@ -6,11 +6,11 @@
         prof = measure(factor)
         claim_check.note(judge_c3(prof), factor=factor, profile=prof)
 
-The `claim_check` fixture (harness.plugin) reads the claim id from the `claim` marker and skips,
+The `claim_check` fixture (harness.suite.plugin) reads the claim id from the `claim` marker and skips,
 recording why, a claim that is not applicable: expected so on this model, or whose sites do not
 exist at this layer (the marker's `applies(subject, layer) -> reason | None`). `note` attaches the
-outcome (harness.outcome.ClaimOutcome) to the test item and then fails the test when the verdict
-differs from the expectation, in either direction; a finding (harness.outcome.FINDING: a layer-map
+outcome (harness.judge.outcome.ClaimOutcome) to the test item and then fails the test when the verdict
+differs from the expectation, in either direction; a finding (harness.judge.outcome.FINDING: a layer-map
 layer, or an empirical claim on a model without a section) is recorded and never fails. `hypothesis` does the same for a property test
 over drawn factors, keeping every example tried with its own verdict.
 """
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from harness.expectations import Expectation
-from harness.judgement import HOLDS, NOT_APPLICABLE, Verdict
-from harness.outcome import FINDING, PROPERTY, ClaimOutcome, Example, status_of
+from harness.judge.expectations import Expectation
+from harness.judge.judgement import HOLDS, NOT_APPLICABLE, Verdict
+from harness.judge.outcome import FINDING, PROPERTY, ClaimOutcome, Example, status_of
 from harness.settings import Settings
 
 Applies = Callable[[object, int], str | None]  # (subject, layer) -> why the claim does not apply, or None
@@ -146,7 +146,7 @@ def drawn_factors(keep_band: bool = True):
     claims about a visible change cannot hold when the scaling is (nearly) the identity."""
     from hypothesis import strategies as st
 
-    from harness.judgement import FACTOR_BAND
+    from harness.judge.judgement import FACTOR_BAND
 
     factors = st.floats(min_value=0.5, max_value=1.5, allow_nan=False, allow_infinity=False)
     return factors.filter(lambda s: abs(1.0 - s) >= FACTOR_BAND) if keep_band else factors
@@ -179,15 +179,17 @@ def profiles(
         if key not in cache:
             if not made:
                 made.append(clean())
+            spec = settings.intervention_spec()  # the note's factors f measured as the kind's strengths (Kind.from_note)
             cache[key] = profile(
                 subject,
                 None,
                 layer,
-                list(factors),
+                [spec.kind_row.from_note(f) for f in factors],
                 per_prompt=True,
                 clean=made[0],
                 memory_budget_mb=settings.memory_budget_mb,
                 factor_batch=settings.factor_batch,
+                intervention=spec,
                 **options,
             )
         return cache[key]

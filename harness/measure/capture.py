@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from harness.sites import block_input, block_output
-from harness.subjects import Subject
+from harness.model import Subject
+from harness.model.sites import block_input, block_output
 
 SiteFn = Callable[[str, torch.Tensor], None]
 

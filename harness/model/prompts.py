@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from harness.errors import InputError
-from harness.subjects import Subject
+from harness.model import Subject
 
 
 @dataclass(frozen=True)

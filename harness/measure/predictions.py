@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from harness.errors import InputError
-from harness.measurement import token_weights
+from harness.measure.norms import token_weights
 
 COMPUTE_DTYPES = (torch.float64, torch.float32)
 # Live (P, T, vocab_chunk) tensors of the compute dtype at the reducer's peak: the clean and scaled

@@ -6,13 +6,15 @@
     kind.drawn                   # (0.0, 1.0): the range the claims' Hypothesis strategies draw from
     spec = InterventionSpec(kind="add", direction=Path("v.npy")).validated()
 
-Torch-free, so `harness.settings` and `harness.judgement` read it without the engine; the edits
-themselves (tensor code, hooks) are `harness.intervention`. The strength s is the sweep's axis,
+Torch-free, so `harness.settings` and `harness.judge.judgement` read it without the engine; the edits
+themselves (tensor code, hooks) are `harness.intervene.edits` and `harness.intervene.protocol`. The strength s is the sweep's axis,
 given with `--factor` for every kind.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +35,13 @@ class Kind:
     drawn: tuple[float, float]  # strengths the claims' property tests draw from
     defaults: tuple[float, ...]  # strengths used when --factor is not given
     identity: float | None  # the strength that changes nothing (None: only an empty edit does, e.g. add with v = 0)
-    scaling: bool = False  # Δ at L is |1 − s|·‖H_L‖ (the note's identity); claims built on it apply as written
+    delta_at_layer: str  # what Δ at block L is for this kind: C2's statistic in its terms
+    note_scale: float = 1.0  # the claims measure strength note_scale·f for the note's factor f (0.5, 1.5, drawn in [0.5, 1.5])
+    per_token_norm: bool = False  # every edited token moves by one multiple of its own norm: C5's predicted curve applies
+
+    def from_note(self, factor: float) -> float:
+        """The strength the claims measure for the note's factor f: note_scale·f, inside the kind's range, never its identity."""
+        return factor * self.note_scale
 
     def check(self, value: float) -> float:
         """`value` if it lies in this kind's range, else one InputError naming it and the range."""
@@ -46,34 +54,41 @@ class Kind:
         return value
 
 
+# drawn = note_scale × the note's range [0.5, 1.5]: what the claims' property tests measure
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
-        Kind("scale", "s·h (the note's)", (-math.inf, math.inf), (0.5, 1.5), (0.5, 1.5), 1.0, scaling=True),
+        Kind("scale", "s·h (the note's)", (-math.inf, math.inf), (0.5, 1.5), (0.5, 1.5), 1.0, "|1 − s|·‖H_L‖", per_token_norm=True),
         Kind(
             "scale-update",
             "h_in + s·(h − h_in), h_in the block's input: s = 0 skips the block, s = 1 changes nothing",
             (0.0, 1.5),
-            (0.0, 1.5),
+            (0.5, 1.5),
             (0.5, 1.5),
             1.0,
+            "|1 − s|·‖H_L − H_in‖, the block's update",
         ),
         Kind(
             "noise",
             "h_t + s·‖h_t‖·u_t, u_t a unit vector per token drawn from --seed: relative Δ at L is s",
             (0.0, 1.0),
-            (0.0, 1.0),
+            (1 / 3, 1.0),
             (0.5, 1.0),
             0.0,
+            "s·‖H_L‖",
+            note_scale=2 / 3,
+            per_token_norm=True,
         ),
-        Kind("add", "h_t + s·v, v the --direction vector", (-math.inf, math.inf), (-2.0, 2.0), (-1.0, 1.0), 0.0),
+        Kind("add", "h_t + s·v, v the --direction vector", (-math.inf, math.inf), (0.5, 1.5), (-1.0, 1.0), 0.0, "|s|·‖v‖·√(tokens)"),
         Kind(
             "mean-ablate",
             "(1 − s)·h_t + s·μ, μ the clean mean of that state over the counted tokens",
             (0.0, 1.0),
-            (0.0, 1.0),
+            (1 / 3, 1.0),
             (0.5, 1.0),
             0.0,
+            "s·‖H_L − μ‖",
+            note_scale=2 / 3,
         ),
     )
 }
@@ -120,6 +135,20 @@ class InterventionSpec:
     def check_strengths(self, strengths: tuple[float, ...] | list[float]) -> None:
         for value in strengths:
             self.kind_row.check(float(value))
+
+    def first_token_curve_note(self) -> str | None:
+        """Why C5's predicted curve does not describe this intervention, or None when it does."""
+        if not self.kind_row.per_token_norm:
+            return f"{self.kind} does not move each token by a multiple of its own norm (Δ at L is {self.kind_row.delta_at_layer})"
+        if self.positions != "all" or self.component != "output":
+            return "the curve assumes every token of the block's output is edited (--positions all, --component output)"
+        return None
+
+    def with_sha256(self) -> InterventionSpec:
+        """This spec with add's direction file's sha256 read (the file as it is now); unchanged without a direction."""
+        if self.direction is None or not Path(self.direction).is_file():
+            return self
+        return dataclasses.replace(self, direction_sha256=hashlib.sha256(Path(self.direction).read_bytes()).hexdigest())
 
     def describe(self) -> dict[str, object]:
         """What the profile, the JSON, the header and the run record name."""

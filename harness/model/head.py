@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from harness.architectures import Architecture
+from harness.model.architectures import Architecture
 
 
 class LMHead(nn.Module):

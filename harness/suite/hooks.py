@@ -5,7 +5,7 @@
     runs_tests(config)          # will tests run (not --co, --fixtures, --setup-plan)?
     in_claims("claims/test_c3_growth.py::test_C3_growth[0.5]")   # True
 
-`harness.plugin` (settings, subject, fixtures, expectations) implements the hooks below;
+`harness.suite.plugin` (settings, subject, fixtures, expectations) implements the hooks below;
 `harness.report.collect` (gathers each claim test's outcome, writes the report) declares and
 calls them. Neither imports the other.
 """
@@ -28,11 +28,11 @@ class SuiteHooks:
     @pytest.hookspec(firstresult=True)
     def pytest_claim_report_run_info(self, config: pytest.Config) -> dict | None:
         """Return the run information for the report's header: model, revision, device, dtype, layer,
-        prompts, prompt_texts, settings, versions, ... (harness.plugin implements it)."""
+        prompts, prompt_texts, settings, versions, ... (harness.suite.plugin implements it)."""
 
     def pytest_claim_outcomes(self, config: pytest.Config, outcomes: list, complete: bool, why: str) -> None:
         """Called once on the controller at the end of a claims run with every claim outcome
-        (harness.outcome.ClaimOutcome); `complete` is False, with `why`, when the run was interrupted
+        (harness.judge.outcome.ClaimOutcome); `complete` is False, with `why`, when the run was interrupted
         or a collected claim test ended without an outcome."""
 
 

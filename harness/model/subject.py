@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness.architectures import Architecture
 from harness.errors import InputError
+from harness.model.architectures import Architecture
 
 PREPEND_BOS = ("auto", "yes", "no")  # the tokenizer's default; always a BOS first; never one
 _PROBE = "The cat sat on the mat."  # any text of a few words: the tokenizer's additions show around it
@@ -34,21 +34,21 @@ class FirstToken:
 
 @dataclass(frozen=True)
 class Subject:
-    """A loaded model ready for measurement; see harness.subjects."""
+    """A loaded model ready for measurement; see harness.model."""
 
     name: str  # as asked for: "gpt2", "minilm", "random-gpt2", a Hub id or a directory
     model: nn.Module  # the base model (GPT2Model, LlamaModel, BertModel, ...), eval mode; sites and hooks live here
     tokenizer: object  # a HuggingFace tokenizer with a pad token set
     blocks: nn.ModuleList  # the transformer blocks, in order
     final_norm: nn.Module | None  # the final norm; None where the architecture or checkpoint has none
-    spec: Architecture  # the table row this model was loaded by (harness/architectures.py)
+    spec: Architecture  # the table row this model was loaded by (harness/model/architectures.py)
     revision: str  # Hub commit, or "sha256:<16 hex>" of the weights, or "seed:<n>"
     source: str  # where the weights came from, in words
     max_length: int  # context length in tokens
     device: torch.device
     dtype: torch.dtype
     first: FirstToken  # the first-token rule (BOS / [CLS] / none)
-    head: nn.Module | None = None  # the LM head (harness.subjects.head.LMHead); None: the checkpoint has none
+    head: nn.Module | None = None  # the LM head (harness.model.head.LMHead); None: the checkpoint has none
     head_note: str = "no LM head loaded"  # what the head is, or why there is none, in words
 
     def logits(self, last_hidden: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@
     with BlockInputs(subject) as inputs:           # around the clean forward
         subject.model(**batch)
     inputs.calls[i]                                # block i's (args, kwargs), its hidden state left out
-    edit = Scale(subject, 2, factors.repeat_interleave(P))   # any harness.intervention kind, one strength per row
+    edit = Scale(subject, 2, factors.repeat_interleave(P))   # any harness.intervene.edits kind, one strength per row
     replay(subject, 2, clean_states["block.1"], inputs.calls, n_factors, edit, on_site)
     # on_site("block.2", ...), on_site("block.3", ...), ..., on_site("final_norm", ...)
 
@@ -31,9 +31,9 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from harness.intervention import Hooks, Intervention
-from harness.sites import block_output, call_without_hidden
-from harness.subjects import Subject
+from harness.intervene.protocol import Hooks, Intervention
+from harness.model import Subject
+from harness.model.sites import block_output, call_without_hidden
 
 Call = tuple[tuple[Any, ...], dict[str, Any]]  # a block's (args, kwargs) without its hidden state
 SiteFn = Callable[[str, torch.Tensor], None]

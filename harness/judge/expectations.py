@@ -7,10 +7,12 @@ The file has one section per model, measured at the note's layer (2), and a sub-
 layer measured (`[minilm.layer-4]`). A claim is held to the first entry found in: the layer's
 section, the model's section (the note's layer), the note itself (`holds`). For `gpt2` every claim
 is expected to hold, as the note states it. Two cases judge nothing and record a finding instead
-(harness.outcome.FINDING: shown, never failing):
+(harness.judge.outcome.FINDING: shown, never failing):
 - a model with no section: its empirical claims (Claim.empirical: C3, C4, C5, ...) are findings, since
   the note says nothing about its weights; its structural claims (C0, C1, C2) still hold for any
   weights when the hook is right, so they are held to the note;
+- a run under another intervention than the note's scaling (`--intervention noise`): only its own
+  sub-section (`[minilm.noise]`) can fail a test; without one every claim is a finding;
 - a layer of the layer map (`--layers`) other than the judged one (`judged`, the run's --layer), unless
   the model's section has that layer's sub-section. A verdict that differs from its expectation fails the
 test in both directions. `pytest claims/ --update-expectations` rewrites the entries of the
@@ -30,18 +32,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.judgement import CLAIMS, HOLDS, NOT_APPLICABLE, REFUTED, VERDICTS
-from harness.outcome import FINDING
+from harness.intervene.kinds import DEFAULT_KIND, KINDS
+from harness.judge.judgement import CLAIMS, HOLDS, NOT_APPLICABLE, REFUTED, VERDICTS
+from harness.judge.outcome import FINDING
 from harness.settings import NOTE_LAYER
 
 HEADER = """\
-# Expected verdict of each claim (harness.judgement.CLAIMS) on each model: holds, refuted or not-applicable.
+# Expected verdict of each claim (harness.judge.judgement.CLAIMS) on each model: holds, refuted or not-applicable.
 # [model]: measured at the note's layer (2); [model.layer-N]: measured with --layer N. A layer without
 # its own section is held to the model's section. gpt2: the note's claims as stated.
 # A run whose verdict differs from its expectation fails, in both directions.
 # Rewrite a model's entries from a run with: pytest claims/ --model NAME [--layer N] --update-expectations
 """
 _LAYER_KEY = re.compile(r"^layer-(\d+)$")
+INTERVENTION_SECTIONS = tuple(k for k in KINDS if k != DEFAULT_KIND)  # [model.noise]: expectations under another intervention
 
 
 @dataclass(frozen=True)
@@ -56,13 +60,19 @@ def layer_key(layer: int) -> str | None:
     return None if layer == NOTE_LAYER else f"layer-{layer}"
 
 
-def load_expectations(path: Path, model: str, layer: int = NOTE_LAYER, *, judged: int | None = None) -> dict[str, Expectation]:
+def load_expectations(
+    path: Path, model: str, layer: int = NOTE_LAYER, *, judged: int | None = None, intervention: str = DEFAULT_KIND
+) -> dict[str, Expectation]:
     """The expectation of every claim for `model` at `layer`; see the module docstring for the order.
 
     `judged`: the run's judged layer when `layer` is one of a layer map's (None: `layer` is judged).
+    `intervention`: a kind other than the note's scaling is judged by its own section only
+    (`[minilm.noise]`, at the judged layer); without one, or for a claim it does not name, a finding.
     """
     table = read_table(path)
     section = table.get(model, {})
+    if intervention != DEFAULT_KIND:
+        return _intervention_expectations(section.get(intervention), model, intervention, judged is not None and layer != judged)
     key = layer_key(layer)
     if judged is not None and layer != judged and not (key is not None and key in section):
         why = f"layer map: block {layer} is not the judged layer {judged} and [{model}] has no {key or 'layer'} section"
@@ -85,8 +95,21 @@ def load_expectations(path: Path, model: str, layer: int = NOTE_LAYER, *, judged
     return out
 
 
+def _intervention_expectations(entries: dict | None, model: str, kind: str, other_layer: bool) -> dict[str, Expectation]:
+    """Expectations under a non-default intervention: its section's entries; every other claim a finding."""
+    where = f"[{model}.{kind}]"
+    if other_layer or entries is None:
+        why = "a layer map's layer under " + kind if other_layer else f"no {where} section: measured under {kind}, not judged"
+        return {claim: Expectation(FINDING, why, f"no {where}") for claim in CLAIMS}
+    out = {claim: Expectation(FINDING, f"{where} does not name it: measured, not judged", where) for claim in CLAIMS}
+    for claim, entry in entries.items():
+        verdict, reason = _entry(entry)
+        out[claim] = Expectation(verdict, reason, where)
+    return out
+
+
 def summarize(outcomes: Iterable[object] | Mapping[str, Iterable[object]]) -> dict[str, Expectation]:
-    """One expectation per claim from a run's outcomes (harness.outcome.ClaimOutcome records, or
+    """One expectation per claim from a run's outcomes (harness.judge.outcome.ClaimOutcome records, or
     claim -> outcome dicts with verdict and reason): holds only if every test of it held."""
     if isinstance(outcomes, Mapping):
         groups = {claim: list(items) for claim, items in outcomes.items()}
@@ -173,7 +196,7 @@ def read_table(path: Path) -> dict[str, dict]:
                 'e.g. C3 = { verdict = "refuted", reason = "..." }.'
             )
         for key, value in section.items():
-            match = _LAYER_KEY.match(key)
+            match = _LAYER_KEY.match(key) or key in INTERVENTION_SECTIONS
             if match and isinstance(value, dict):
                 for claim, entry in value.items():
                     _claim_entry(path, f"{model}.{key}", claim, entry)

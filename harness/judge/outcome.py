@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.judgement import CLAIMS, HOLDS, NOT_APPLICABLE, REFUTED, THRESHOLDS, VERDICTS, Verdict
+from harness.judge.judgement import CLAIMS, HOLDS, NOT_APPLICABLE, REFUTED, THRESHOLDS, VERDICTS, Verdict
 
 PROPERTY = "claim_outcome"  # the user property's name
 
@@ -102,7 +102,7 @@ class ClaimOutcome:
     """One claim test's outcome; see the module docstring. Plain JSON data inside (lists, not tuples)."""
 
     claim: str
-    verdict: str  # measured: one of harness.judgement.VERDICTS
+    verdict: str  # measured: one of harness.judge.judgement.VERDICTS
     expected: str  # the expectation it was held to
     status: str  # status_of(verdict, expected), or "not applicable"
     margin: float | None  # > 0: held with that much room; None: not finite
@@ -122,7 +122,7 @@ class ClaimOutcome:
     source: str = "note"  # "note": one of the note's factors; "hypothesis": drawn examples; "applicability"
     factor: float | None = None
     expectation_reason: str = ""
-    # how sure the verdict is (harness.judgement.Verdict), None where not measured
+    # how sure the verdict is (harness.judge.judgement.Verdict), None where not measured
     statistic: float | str | None = None
     threshold: float | str | None = None
     ci95: tuple[float | str | None, float | str | None] | None = None
@@ -199,7 +199,7 @@ class ClaimOutcome:
             raise OutcomeError(f"{PROPERTY} must be a JSON object; got {type(data).__name__}")
         missing = [k for k in REQUIRED_KEYS if k not in data]
         if missing:
-            raise OutcomeError(f"{PROPERTY} lacks {', '.join(missing)}: build it with harness.outcome.ClaimOutcome")
+            raise OutcomeError(f"{PROPERTY} lacks {', '.join(missing)}: build it with harness.judge.outcome.ClaimOutcome")
         names = {f.name for f in dataclasses.fields(cls)}
         known = {k: v for k, v in data.items() if k in names}  # keys of a newer format are ignored
         known["examples"] = tuple(Example.from_dict(e) for e in data.get("examples") or ())

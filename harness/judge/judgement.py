@@ -67,8 +67,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.bootstrap import RESAMPLES, Interval, percentile_interval, prompt_bootstrap, resample_counts
-from harness.profile import Profile
+from harness.intervene.kinds import InterventionSpec
+from harness.judge.bootstrap import RESAMPLES, Interval, percentile_interval, prompt_bootstrap, resample_counts
+from harness.measure.record import Profile
 
 HOLDS, REFUTED, NOT_APPLICABLE = "holds", "refuted", "not-applicable"
 VERDICTS = (HOLDS, REFUTED, NOT_APPLICABLE)
@@ -239,7 +240,7 @@ class Verdict:
 # that same rule to the corpus aggregate and to every prompt. The number a rule compares is one
 # vectorised `statistic(delta, clean_norm, delta_all_tokens)` over arrays (..., S) -> (...): the same
 # function gives the verdict's statistic (on the aggregate), each prompt's value (on (P, S)) and the
-# bootstrap distribution (on (B, S) resampled aggregates, harness/bootstrap.py).
+# bootstrap distribution (on (B, S) resampled aggregates, harness/judge/bootstrap.py).
 
 Rule = Callable[[np.ndarray, np.ndarray, np.ndarray], bool]
 Statistic = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -474,7 +475,7 @@ def judge_c6(prof: Profile, factor_index: int = 0, *, seed: int = 0) -> Verdict:
 
 
 def _kl_bootstrap(kl_sums: np.ndarray, positions: np.ndarray, seed: int) -> Interval:
-    """Percentile interval of Σ w·kl_sum / Σ w·positions over prompt resamples (harness.bootstrap's draws)."""
+    """Percentile interval of Σ w·kl_sum / Σ w·positions over prompt resamples (harness.judge.bootstrap's draws)."""
     counts = resample_counts(len(positions), RESAMPLES, seed).astype(np.float64)  # (B, P)
     with np.errstate(divide="ignore", invalid="ignore"):  # a resample of prompts without positions: NaN, left out
         values = np.einsum("bp,p->b", counts, kl_sums) / np.einsum("bp,p->b", counts, positions)
@@ -611,9 +612,13 @@ def first_token_curve(prof: Profile, ratio: float = FIRST_TOKEN_RATIO, points: i
     r = rms ‖h_1‖ / rms ‖h_t‖ over the corpus (t > 1). Both rms are read exactly from the profile's
     Frobenius norms: Σ_p ‖h_1‖² = clean_norm_all_tokens² − clean_norm² over P first tokens, and
     clean_norm² over Σ_p (T_p − 1) other tokens. The curve reaches `ratio` for T ≤ 1 + r²/(ratio² − 1).
-    JSON-ready; r is None (and the curve absent) where no other token has any norm.
+    JSON-ready; r is None (and the curve absent) where no other token has any norm, and where the
+    intervention does not move every token by one multiple of its norm (`curve_not_applicable` says why:
+    add, mean-ablate, scale-update, an edited sub-layer or some positions only; noise moves token t by
+    s·‖h_t‖, so the curve holds for it as for scaling).
     """
     at = prof.site(f"block.{prof.layer}")
+    why_not = InterventionSpec(prof.intervention, prof.positions, prof.component).first_token_curve_note()
     n_first, n_other = len(prof.prompt_lengths), sum(t - 1 for t in prof.prompt_lengths)
     first_sq = max(float(prof.clean_norm_all_tokens[at]) ** 2 - float(prof.clean_norm[at]) ** 2, 0.0)
     other_rms = float(prof.clean_norm[at]) / np.sqrt(n_other) if n_other else 0.0
@@ -623,8 +628,9 @@ def first_token_curve(prof: Profile, ratio: float = FIRST_TOKEN_RATIO, points: i
         "first_token_mean_norm": float(prof.first_token_norm[at]),
         "other_token_mean_norm": float(prof.other_token_norm[at]),
     }
-    if other_rms <= 0:
-        return {**out, "norm_ratio_r": None, "predicted_lengths": [], "predicted_ratio": [], "predicted_crossing_length": None}
+    if other_rms <= 0 or why_not:
+        none = {"norm_ratio_r": None, "predicted_lengths": [], "predicted_ratio": [], "predicted_crossing_length": None}
+        return {**out, **none, **({"curve_not_applicable": why_not} if why_not else {})}
     r = float(np.sqrt(first_sq / n_first)) / other_rms
     crossing = predicted_crossing_length(r, ratio)
     top = max(max(prof.prompt_lengths), int(np.ceil(crossing)), 3)

@@ -32,11 +32,11 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from harness.architectures import ARCHITECTURES, Architecture, architecture_for
 from harness.errors import SubjectLoadError
-from harness.subjects.devices import resolve_device, resolve_dtype
-from harness.subjects.head import LMHead, head_from
-from harness.subjects.subject import Subject, check_prepend_bos, first_token
+from harness.model.architectures import ARCHITECTURES, Architecture, architecture_for
+from harness.model.devices import resolve_device, resolve_dtype
+from harness.model.head import LMHead, head_from
+from harness.model.subject import Subject, check_prepend_bos, first_token
 
 OFFLINE_SUBJECTS = ("minilm", "random-gpt2")
 DEFAULT_SUBJECT = "gpt2"
@@ -524,7 +524,7 @@ def _blocks(model: nn.Module, spec: Architecture, name: str) -> nn.ModuleList:
     blocks = _module(model, spec.blocks)
     if not isinstance(blocks, nn.ModuleList) or len(blocks) == 0:
         raise SubjectLoadError(
-            f"Cannot load model {name!r}: the {spec.model_type} row of harness/architectures.py puts the blocks at "
+            f"Cannot load model {name!r}: the {spec.model_type} row of harness/model/architectures.py puts the blocks at "
             f"{spec.blocks!r}, but {type(model).__name__} has {type(blocks).__name__} there. Fix the row's `blocks` path."
         )
     return blocks

@@ -1,4 +1,4 @@
-"""Subjects: a model, its tokenizer and its named sites, loaded for measurement.
+"""Stage 1, the model. Subjects: a model, its tokenizer and its named sites, loaded for measurement.
 
     subject = load_subject("gpt2")            # Hub cache or Hub; never a silent substitute
     subject = load_subject("./my-llama-dir")  # a local directory with safetensors weights
@@ -6,22 +6,23 @@
     subject = load_subject("random-gpt2")     # GPT-2 small's shapes, seeded random weights
     subject.sites    # ("embed", "block.0", ..., "block.11", "final_norm")
 
-Sites are named by what they are, on every architecture of harness/architectures.py:
+Sites are named by what they are, on every architecture of harness/model/architectures.py:
     embed       the input of block 0 (after any embedding scaling, projection or norm)
     block.i     the raw output of block i, before any final norm
     final_norm  the output of the final norm (GPT-2's `ln_f`, Llama's `norm`), where the model has one;
                 it equals HuggingFace's last `output_hidden_states` entry (OPT-350m: before project_out).
 The model is the base model; the LM head, where the checkpoint has one, is `subject.head` and
-`subject.logits(last_hidden)` (harness.subjects.head). Sites never need it.
+`subject.logits(last_hidden)` (harness.model.head). Sites never need it.
 
-Modules: `subject` (the Subject and its first-token rule), `devices` (device and dtype names),
-`loading` (load_subject and the checks on every file it reads).
+Modules: `architectures` (one row per model_type), `subject` (the Subject and its first-token rule),
+`devices` (device and dtype names), `loading` (load_subject and the checks on every file it reads),
+`head` (the LM head), `sites` (a block's hidden state in and out), `prompts` (read, check, tokenize).
 """
 
-from harness.subjects.devices import DTYPE_CHOICES, resolve_device, resolve_dtype
-from harness.subjects.loading import DEFAULT_SUBJECT, OFFLINE_SUBJECTS, load_subject, offline_tokenizer
-from harness.subjects.loading import _minilm_directory as _minilm_directory  # the packaged checkpoint, for tests and tools
-from harness.subjects.subject import PREPEND_BOS, FirstToken, Subject
+from harness.model.devices import DTYPE_CHOICES, resolve_device, resolve_dtype
+from harness.model.loading import DEFAULT_SUBJECT, OFFLINE_SUBJECTS, load_subject, offline_tokenizer
+from harness.model.loading import _minilm_directory as _minilm_directory  # the packaged checkpoint, for tests and tools
+from harness.model.subject import PREPEND_BOS, FirstToken, Subject
 
 __all__ = [
     "DEFAULT_SUBJECT",

@@ -6,7 +6,7 @@
     run.info                   # what the report's run["models"] holds: describe(), layer, layers, error
     run.release()              # drop the subject and its tensors; CUDA memory back to the allocator's pool
 
-`harness.plugin` keeps the list in `config.stash` and hands each claim test its model through a
+`harness.suite.plugin` keeps the list in `config.stash` and hands each claim test its model through a
 session fixture parametrized by model index, so pytest tears a model's fixtures down (and this
 releases it) before the next model's first test loads that one.
 """
@@ -17,7 +17,7 @@ import gc
 from dataclasses import dataclass, field
 
 from harness.errors import HarnessError
-from harness.settings import Settings, layers_of, load_subject_for
+from harness.settings import Settings, layers_of
 
 # Claims a layer map judges at each of its layers; C0 already scales every block.
 LAYER_MAP_CLAIMS = ("C1", "C2", "C3", "C4", "C5")
@@ -29,8 +29,8 @@ class ModelRun:
 
     settings: Settings  # this model's settings: settings.model is its one name
     index: int  # its place in the command line's models, the order the session measures them in
-    subject: object | None = None  # harness.subjects.Subject while loaded
-    tokens: object | None = None  # harness.prompts.Tokenized: the corpus on this model's tokenizer
+    subject: object | None = None  # harness.model.Subject while loaded
+    tokens: object | None = None  # harness.model.prompts.Tokenized: the corpus on this model's tokenizer
     error: str | None = None  # why it could not load; its tests error with this
     info: dict[str, object] = field(default_factory=dict)  # the report's per-model run info
     tried: bool = False  # load() was called (in this process)
@@ -41,7 +41,7 @@ class ModelRun:
 
     def load(self, texts: list[str]) -> None:
         """Load the subject, check the layers against its blocks, tokenize the corpus; raise HarnessError."""
-        from harness.prompts import tokenize
+        from harness.model.prompts import tokenize
 
         self.tried = True
         try:
@@ -105,7 +105,8 @@ class ModelRun:
 
 def check_intervention(subject: object, settings: Settings) -> None:
     """What the settings' intervention needs of this model: its component, add's direction of the model's width."""
-    from harness.intervention import component_module, read_direction
+    from harness.intervene.edits import read_direction
+    from harness.intervene.protocol import component_module
 
     spec = settings.intervention_spec().validated()
     component_module(subject, settings.layer, spec.component)
@@ -121,7 +122,7 @@ def peek_blocks(model: str) -> int | None:
         if model == "random-gpt2":
             return int(GPT2Config().n_layer)
         if model == "minilm":
-            from harness.subjects import _minilm_directory
+            from harness.model import _minilm_directory
 
             return int(AutoConfig.from_pretrained(_minilm_directory()).num_hidden_layers)
         return int(AutoConfig.from_pretrained(model, local_files_only=True).num_hidden_layers)
@@ -134,3 +135,10 @@ def model_in_nodeid(nodeid: str, models: list[str]) -> str | None:
     params = nodeid.rpartition("[")[2] if nodeid.endswith("]") else ""
     found = [m for m in models if params.startswith(m + "-") or params == m + "]"]
     return max(found, key=len) if found else None
+
+
+def load_subject_for(settings: Settings):
+    """The subject these settings name (harness.model.load_subject with the loader's settings)."""
+    from harness.model import load_subject
+
+    return load_subject(settings.model, device=settings.device, dtype=settings.dtype, seed=settings.seed, prepend_bos=settings.prepend_bos)

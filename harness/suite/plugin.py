@@ -13,13 +13,13 @@ as the CLI's flags), each with an environment fallback `HARNESS_<NAME>`. Options
 and the expectations file are checked at start-up. One model loads once per session (and per
 xdist worker), only when tests are going to run (not for --help, --markers, --co, --fixtures);
 when it cannot load, the session stops at once with the loader's message and exit code 4.
-Several models (`--model` repeated, or HARNESS_MODEL=a,b) are one `harness.runs.ModelRun` each: every
+Several models (`--model` repeated, or HARNESS_MODEL=a,b) are one `harness.suite.runs.ModelRun` each: every
 claim test is parametrized by model (its id starts with the model: `[minilm-0.5]`), the tests run
 model by model, each model loads at its first test and is freed after its last; a model that cannot
 load makes its own tests error with the loader's message while the others run. Under -n N the
 models spread over the workers, one model per worker at a time (`pytest_xdist_make_scheduler`).
 All state lives in `config.stash`. The report plugin (harness.report.collect) talks to this one
-through the hooks in `harness.suite`.
+through the hooks in `harness.suite.hooks`.
 """
 
 from __future__ import annotations
@@ -37,14 +37,14 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import InvalidArgument
 
 from harness.errors import HarnessError
-from harness.runs import LAYER_MAP_CLAIMS, ModelRun, model_in_nodeid
 from harness.settings import ENV_PREFIX, PYTEST, Settings, options, where_given
-from harness.suite import MODEL_PROPERTY, claims_dir, names_claims, runs_tests
+from harness.suite.hooks import MODEL_PROPERTY, claims_dir, names_claims, runs_tests
+from harness.suite.runs import LAYER_MAP_CLAIMS, ModelRun, model_in_nodeid
 
 SETTINGS = pytest.StashKey[Settings]()  # the first model's settings (the only one's, in a one-model run)
-RUNS = pytest.StashKey[list]()  # harness.runs.ModelRun per model, in command-line order
+RUNS = pytest.StashKey[list]()  # harness.suite.runs.ModelRun per model, in command-line order
 EXPECTATIONS = pytest.StashKey[Path]()  # the expectations file, checked at start-up
-TEXTS = pytest.StashKey[list]()  # the corpus as read at start-up (harness.prompts.read_prompts)
+TEXTS = pytest.StashKey[list]()  # the corpus as read at start-up (harness.model.prompts.read_prompts)
 PROFILES = ("ci", "dev", "thorough")  # Hypothesis profiles registered below
 
 
@@ -114,6 +114,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         lines.append(f"harness: first token: {info['first_token']}")
     if info.get("unknown_tokens_warning"):
         lines.append(f"harness: WARNING {info['unknown_tokens_warning']}")
+    spec = runs[0].settings.intervention_spec()
+    if spec != type(spec)():
+        lines.append(f"harness: intervention {_intervention_line(info['intervention'])}")
     if runs[0].settings.layers is not None:
         lines.append(f"harness: layer map {runs[0].settings.layers} (C1–C5 at each; layers other than {info['layer']} are findings)")
     return lines
@@ -188,13 +191,21 @@ def pytest_claim_outcomes(config: pytest.Config, outcomes: list, complete: bool,
     """--update-expectations: write what this run measured at each model's --layer, only after a complete run."""
     if not config.getoption("update_expectations") or RUNS not in config.stash:
         return
-    from harness.expectations import summarize, write_expectations
+    from harness.judge.expectations import summarize, write_expectations
 
     path = config.stash[EXPECTATIONS]
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     say = reporter.write_line if reporter is not None else (lambda line, **_: sys.stderr.write(line + "\n"))
     if not complete:
         say(f"harness: expectations NOT updated ({path} unchanged): {why}; rerun to completion to update them", red=True)
+        return
+    kind = config.stash[SETTINGS].intervention
+    if kind != "scale":
+        say(
+            f"harness: expectations NOT updated ({path} unchanged): they record the note's scaling; under --intervention {kind} "
+            f"write the [model.{kind}] section by hand",
+            red=True,
+        )
         return
     for run in config.stash[RUNS]:
         settings = run.settings
@@ -251,7 +262,7 @@ def subject(harness_model: ModelRun):
 
 @pytest.fixture(scope="session")
 def tokens(harness_model: ModelRun):
-    """The corpus as read at start-up, tokenized by this model (harness.prompts.Tokenized)."""
+    """The corpus as read at start-up, tokenized by this model (harness.model.prompts.Tokenized)."""
     return harness_model.tokens
 
 
@@ -271,23 +282,30 @@ def clean_pass(pytestconfig: pytest.Config, subject, tokens, harness_model: Mode
 
 @pytest.fixture(scope="session")
 def measure(pytestconfig: pytest.Config, subject, clean_pass, settings: Settings) -> Callable:
-    """measure(factor) -> Profile at the settings' layer, per prompt, cached by factor for the session."""
+    """measure(factor) -> Profile at the settings' layer, per prompt, cached by factor for the session.
+
+    `factor` is the note's (0.5, 1.5, or drawn from [0.5, 1.5]); under another --intervention the
+    profile measures that kind's strength for it, `Kind.from_note(factor)` (its factors say which).
+    """
     from harness import profile
 
     cache: dict[float, object] = {}
+    spec = settings.intervention_spec()
 
     def run(factor: float):
         if factor not in cache:
+            strength = spec.kind_row.from_note(factor)
             cache[factor] = profile(
                 subject,
                 None,
                 settings.layer,
-                [factor],
+                [strength],
                 per_prompt=True,
                 clean=clean_pass,
                 memory_budget_mb=settings.memory_budget_mb,
                 factor_batch=settings.factor_batch,
-                progress=progress_lines(pytestconfig, f"{settings.model}, block {settings.layer} × {factor:g}"),
+                intervention=spec,
+                progress=progress_lines(pytestconfig, f"{settings.model}, block {settings.layer}, {spec.kind} {strength:g}"),
             )
         return cache[factor]
 
@@ -318,16 +336,18 @@ def progress_lines(config: pytest.Config, label: str, after_s: float = 5.0) -> C
 @pytest.fixture(scope="session")
 def expectations(pytestconfig: pytest.Config, settings: Settings, harness_model: ModelRun, harness_layer: int | None):
     """Every claim's expectation for this model at this layer; a layer map's other layers are findings."""
-    from harness.expectations import load_expectations
+    from harness.judge.expectations import load_expectations
 
     judged = None if harness_layer is None else harness_model.settings.layer
-    return load_expectations(pytestconfig.stash[EXPECTATIONS], settings.model, settings.layer, judged=judged)
+    return load_expectations(
+        pytestconfig.stash[EXPECTATIONS], settings.model, settings.layer, judged=judged, intervention=settings.intervention
+    )
 
 
 @pytest.fixture
 def claim_check(request: pytest.FixtureRequest, expectations, settings: Settings, subject):
     """The test's claim (from its `claim` marker): skipped here when not applicable, else checked by the test."""
-    from harness.checks import ClaimCheck
+    from harness.suite.checks import ClaimCheck
 
     marker = request.node.get_closest_marker("claim")
     if marker is None or not marker.args or marker.args[0] not in expectations:
@@ -368,8 +388,8 @@ def _settings_from(config: pytest.Config) -> list[Settings]:
 
 def _check_files(config: pytest.Config) -> None:
     """The corpus and the expectations file, read and checked once, before any test."""
-    from harness.expectations import check_path, read_table
-    from harness.prompts import read_prompts
+    from harness.judge.expectations import check_path, read_table
+    from harness.model.prompts import read_prompts
 
     settings = config.stash[SETTINGS]
     path = claims_dir(config) / "expectations.toml"
@@ -414,7 +434,7 @@ def _load_hypothesis_profile(config: pytest.Config) -> None:
         hypothesis_settings.load_profile(name or ("ci" if os.environ.get("CI") else "dev"))
     except InvalidArgument:
         raise pytest.UsageError(
-            f"{shown} is not a Hypothesis profile: choose one of {', '.join(PROFILES)} (see harness/plugin.py)."
+            f"{shown} is not a Hypothesis profile: choose one of {', '.join(PROFILES)} (see harness/suite/plugin.py)."
         ) from None
 
 
@@ -441,7 +461,7 @@ def _run_info(config: pytest.Config) -> dict[str, object]:
     import torch
     import transformers
 
-    from harness.prompts import unknown_tokens_warning
+    from harness.model.prompts import unknown_tokens_warning
 
     runs = config.stash[RUNS]
     settings = runs[0].settings
@@ -477,7 +497,28 @@ def _run_info(config: pytest.Config) -> dict[str, object]:
         else config.getoption("hypothesis_seed", None) or "random (repeat a failure with the @reproduce_failure blob it prints)",
         "command": " ".join(["pytest", *sys.argv[1:]]),
         "settings": {**settings.as_dict(), "model": about["model"]},
+        "intervention": _intervention_info(settings),
     }
+
+
+def _intervention_info(settings: Settings) -> dict[str, object]:
+    """The run record's intervention: kind, positions, component, direction and its sha256, and the strengths measured."""
+    spec = settings.intervention_spec().with_sha256()
+    kind = spec.kind_row
+    return {
+        **spec.describe(),
+        "formula": kind.formula,
+        "note_scale": kind.note_scale,
+        "strengths": f"the note's factor f is strength {kind.note_scale:.4g}·f; drawn f in [0.5, 1.5], s in {list(kind.drawn)}",
+        "delta_at_layer": kind.delta_at_layer,
+    }
+
+
+def _intervention_line(info: dict[str, object]) -> str:
+    words = [str(info["intervention"]), f"positions {info['positions']}", f"component {info['component']}"]
+    if info.get("direction_sha256"):
+        words.append(f"direction {info['direction']} sha256 {info['direction_sha256']}")
+    return ", ".join(words) + f" ({info['strengths']}; only [model.{info['intervention']}] sections can fail)"
 
 
 def _profile_name() -> str:

@@ -11,7 +11,7 @@ sqrt(Σ_prompts Δ_prompt²), so one long prompt weighs more than one short one,
 Frobenius norm over the concatenated tokens.
 All sums accumulate in float32 whatever the model's dtype; a Δ that leaves float32's range
 (about 1.8e19, the square root of its largest value) is reported by the sweep as an error.
-Δ / ‖H_clean‖ over a profile is `harness.profile.relative` (numpy only).
+Δ / ‖H_clean‖ over a profile is `harness.measure.record.relative` (numpy only).
 """
 
 from __future__ import annotations
