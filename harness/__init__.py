@@ -22,9 +22,10 @@ from harness.measure.record import Profile
 from harness.settings import NOTE_FACTORS, NOTE_LAYER, Settings
 
 if TYPE_CHECKING:
-    from harness.intervene.scale import Scale
+    from harness.intervene.edits import Scale
     from harness.measure.capture import Capture
-    from harness.measure.sweep import CleanPass, profile
+    from harness.measure.clean import CleanPass
+    from harness.measure.sweep import profile
     from harness.model import Subject, load_subject
     from harness.model.prompts import read_prompts, tokenize
     from harness.suite.checks import claim_tests
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
 # name -> the module that defines it; imported on first access (PEP 562)
 _ENGINE = {
     "Capture": "harness.measure.capture",
-    "CleanPass": "harness.measure.sweep",
-    "Scale": "harness.intervene.scale",
+    "CleanPass": "harness.measure.clean",
+    "Scale": "harness.intervene.edits",
     "Subject": "harness.model",
     "load_subject": "harness.model",
     "profile": "harness.measure.sweep",

@@ -101,7 +101,7 @@ def test_replay_records_block_inputs_only_when_asked(gpt2):
 
 
 def test_progress_hook_counts_chunks(gpt2, capsys):
-    from harness.measure.sweep import terminal_progress
+    from harness.measure.clean import terminal_progress
 
     prompts = _ten_times_the_corpus()[::18]
     seen: list[tuple[int, int]] = []

@@ -18,6 +18,11 @@ interval, fragility, margin) is harness.judge.verdict's, the same for every clai
 A claim with a rule of its own (the note's C0, C2, C3, C6) gives `judge(measured, run) -> Verdict`
 instead, and `measure(run, factor, **drawn)` when it judges more than one profile at the run's layer.
 
+Under another intervention than the note's scaling (`--intervention noise`), a claim says what its
+rule then means (`under`: kind -> words) or why it does not apply (`not_under`: a kind, or
+"positions=first", "component=mlp" -> why); `meaning_under(spec)` and `not_applicable_under(spec)`
+read them, and a claim that names neither for a kind is judged as written, s being that kind's strength.
+
 Every Claim registers itself by id when it is made (`CLAIMS`); the suite refuses, with one line, an id
 made twice from two places, a claim without a threshold, and a claim defined in a test module that
 no test judges (`problems`, `defined_in`).
@@ -32,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.intervene.kinds import COMPONENTS, KINDS, POSITIONS, InterventionSpec
 from harness.judge.verdict import HOLDS, PROMPT_SHARE, Verdict, judge_rule
 from harness.measure.record import Profile
 
@@ -102,6 +108,8 @@ class Claim:
     figure: str = "prompt_distribution"  # one of FIGURES
     layer_map: bool = False  # judged at every layer of --layers
     prompt_share: bool = True  # judged prompt by prompt too (PROMPT_SHARE); C0 judges its few prompts jointly
+    under: Mapping[str, str] = field(default_factory=dict)  # kind (or "positions=rest", ...) -> what the rule means under it
+    not_under: Mapping[str, str] = field(default_factory=dict)  # "noise", "positions=first", "component=mlp" -> why it does not apply
     defined_in: str = field(default="", compare=False)  # the file that made it (registration, messages)
 
     def __post_init__(self) -> None:
@@ -131,9 +139,32 @@ class Claim:
             values = threshold.value.values() if isinstance(threshold.value, Mapping) else [threshold.value]
             if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
                 out.append(f"{name}'s threshold {key} = {threshold.value!r} is not a finite number")
+        for key in [*self.under, *self.not_under]:
+            if key not in _intervention_keys():
+                out.append(f"{name} states its rule under {key!r}, which is no intervention: use one of {', '.join(_intervention_keys())}")
         if self.figure not in FIGURES:
             out.append(f"{name} asks for figure {self.figure!r}: choose one of {', '.join(map(repr, FIGURES))}")
         return out
+
+    def not_applicable_under(self, spec: InterventionSpec) -> str | None:
+        """Why this claim cannot be judged under `spec` (its kind, positions or component), or None."""
+        for key in (spec.kind, f"positions={spec.positions}", f"component={spec.component}"):
+            if key in self.not_under:
+                return f"not applicable under {key if '=' in key else '--intervention ' + key}: {self.not_under[key]}"
+        return None
+
+    def meaning_under(self, spec: InterventionSpec) -> str:
+        """What this claim's rule means under `spec`, in words: its `under` entry for the kind, else the rule as written."""
+        kind = spec.kind_row
+        words = self.under.get(spec.kind) or f"the rule as written, with s the {spec.kind} strength"
+        if kind.note_scale != 1.0:
+            words += f" (the note's factor f is measured as strength s = {kind.note_scale:.4g}·f)"
+        if spec.positions != "all":
+            generic = {"first": "only each prompt's first token is edited", "rest": "the first token is never edited"}[spec.positions]
+            words += "; " + self.under.get(f"positions={spec.positions}", generic)
+        if spec.component != "output":
+            words += "; " + self.under.get(f"component={spec.component}", f"s acts on block L's {spec.component} write, not on its output")
+        return words
 
     def threshold_values(self) -> dict[str, object]:
         """{name: value} of the thresholds its rule uses, PROMPT_SHARE included where prompts are judged one by one."""
@@ -228,6 +259,11 @@ def twice_messages() -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _intervention_keys() -> tuple[str, ...]:
+    """The keys `under` and `not_under` accept: a kind, or one value of --positions or --component."""
+    return (*KINDS, *(f"positions={p}" for p in POSITIONS), *(f"component={c}" for c in COMPONENTS))
 
 
 def _compare(stat: float, needs: str, bounds: tuple[float, ...]) -> bool:

@@ -11,6 +11,8 @@ is expected to hold, as the note states it. Two cases judge nothing and record a
 - a model with no section: its empirical claims (Claim.empirical: C3, C4, C5, ...) are findings, since
   the note says nothing about its weights; its structural claims (C0, C1, C2) still hold for any
   weights when the hook is right, so they are held to the note;
+- a run under another intervention than the note's scaling (`--intervention noise`): only its own
+  sub-section (`[minilm.noise]`) can fail a test; without one every claim is a finding;
 - a layer of the layer map (`--layers`) other than the judged one (`judged`, the run's --layer), unless
   the model's section has that layer's sub-section. A verdict that differs from its expectation fails the
 test in both directions. `pytest claims/ --update-expectations` rewrites the entries of the
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import InputError
+from harness.intervene.kinds import DEFAULT_KIND, KINDS
 from harness.judge.claim import CLAIMS, Claim
 from harness.judge.outcome import FINDING
 from harness.judge.verdict import HOLDS, NOT_APPLICABLE, REFUTED, VERDICTS
@@ -44,6 +47,7 @@ HEADER = """\
 """
 _LAYER_KEY = re.compile(r"^layer-(\d+)$")
 _CLAIM_ID = re.compile(r"[A-Za-z][\w.-]*")  # a claim no test defines is allowed: its entry waits for its claim
+INTERVENTION_SECTIONS = tuple(k for k in KINDS if k != DEFAULT_KIND)  # [model.noise]: expectations under another intervention
 
 
 @dataclass(frozen=True)
@@ -59,14 +63,25 @@ def layer_key(layer: int) -> str | None:
 
 
 def load_expectations(
-    path: Path, model: str, layer: int = NOTE_LAYER, *, judged: int | None = None, claims: Iterable[Claim] | None = None
+    path: Path,
+    model: str,
+    layer: int = NOTE_LAYER,
+    *,
+    judged: int | None = None,
+    claims: Iterable[Claim] | None = None,
+    intervention: str = DEFAULT_KIND,
 ) -> dict[str, Expectation]:
     """The expectation of every claim (`claims`, default every registered one) for `model` at `layer`; see the
     module docstring for the order. `judged`: the run's judged layer when `layer` is one of a layer map's.
+    `intervention`: a kind other than the note's scaling is judged by its own section only
+    (`[minilm.noise]`, at the judged layer); without one, or for a claim it does not name, a finding.
     """
     judged_claims = {c.id: c for c in claims} if claims is not None else dict(CLAIMS)
     table = read_table(path)
     section = table.get(model, {})
+    if intervention != DEFAULT_KIND:
+        other_layer = judged is not None and layer != judged
+        return _intervention_expectations(section.get(intervention), model, intervention, other_layer, judged_claims)
     key = layer_key(layer)
     if judged is not None and layer != judged and not (key is not None and key in section):
         why = f"layer map: block {layer} is not the judged layer {judged} and [{model}] has no {key or 'layer'} section"
@@ -94,7 +109,28 @@ def default_expectation(claim: Claim, table: Mapping[str, Expectation]) -> Expec
     known = next(iter(table.values()), None)
     if known is not None and known.where in ("the layer map", "no section"):
         return known if claim.empirical or known.where == "the layer map" else Expectation(HOLDS, "the claim, as stated; structural")
+    if known is not None and _INTERVENTION_WHERE.match(known.where):
+        return Expectation(FINDING, f"{known.where.removeprefix('no ')} does not name it: measured, not judged", known.where)
     return Expectation(HOLDS, "the claim, as stated")
+
+
+_INTERVENTION_WHERE = re.compile(r"^(no )?\[[^\]]+\.(" + "|".join(map(re.escape, INTERVENTION_SECTIONS)) + r")\]$")
+
+
+def _intervention_expectations(
+    entries: dict | None, model: str, kind: str, other_layer: bool, claims: Mapping[str, Claim]
+) -> dict[str, Expectation]:
+    """Expectations under a non-default intervention: its section's entries; every other claim a finding."""
+    where = f"[{model}.{kind}]"
+    if other_layer or entries is None:
+        why = "a layer map's layer under " + kind if other_layer else f"no {where} section: measured under {kind}, not judged"
+        return {claim: Expectation(FINDING, why, f"no {where}") for claim in claims}
+    out = {claim: Expectation(FINDING, f"{where} does not name it: measured, not judged", where) for claim in claims}
+    for claim, entry in entries.items():
+        if claim in claims:
+            verdict, reason = _entry(entry)
+            out[claim] = Expectation(verdict, reason, where)
+    return out
 
 
 def summarize(outcomes: Iterable[object] | Mapping[str, Iterable[object]]) -> dict[str, Expectation]:
@@ -185,7 +221,7 @@ def read_table(path: Path) -> dict[str, dict]:
                 'e.g. C3 = { verdict = "refuted", reason = "..." }.'
             )
         for key, value in section.items():
-            match = _LAYER_KEY.match(key)
+            match = _LAYER_KEY.match(key) or key in INTERVENTION_SECTIONS
             if match and isinstance(value, dict):
                 for claim, entry in value.items():
                     _claim_entry(path, f"{model}.{key}", claim, entry)

@@ -119,6 +119,8 @@ class ClaimOutcome:
     nodeid: str = ""
     model: str = ""
     layer: int | None = None
+    intervention: str = "scale"  # the kind it was measured under (harness.intervene.kinds; the run record has the rest)
+    under: str = ""  # what the claim's rule means under that intervention (Claim.meaning_under); "" under the note's scaling
     source: str = "note"  # "note": one of the note's factors; "hypothesis": drawn examples; "applicability"
     factor: float | None = None
     expectation_reason: str = ""
@@ -151,13 +153,16 @@ class ClaimOutcome:
         nodeid: str = "",
         model: str = "",
         layer: int | None = None,
+        intervention: object | None = None,
         source: str = "note",
         factor: float | None = None,
         evidence: Mapping[str, object] | None = None,
         examples: tuple[Example, ...] = (),
     ) -> ClaimOutcome:
-        """The outcome of `verdict` held to `expected`, with the wording and thresholds of `claim` (its Claim record)."""
+        """The outcome of `verdict` held to `expected`, with the wording and thresholds of `claim` (its Claim record);
+        `intervention`: the InterventionSpec it was measured under (None: the note's scaling)."""
         meta = claim
+        spec = intervention
         return cls(
             claim=verdict.claim,
             verdict=verdict.verdict,
@@ -181,6 +186,8 @@ class ClaimOutcome:
             nodeid=nodeid,
             model=model,
             layer=layer,
+            intervention="scale" if spec is None else spec.kind,
+            under="" if spec is None or spec == type(spec)() else meta.meaning_under(spec),
             source=source,
             factor=factor,
             expectation_reason=expectation_reason,

@@ -119,15 +119,14 @@ def invariant_sites(prof: Profile) -> dict[str, str]:
     an edit that is not one multiplier per token (noise, a direction, an ablation, a sub-layer's
     write) moves the norm's output and keeps the site among those that must move.
     """
-    kind = getattr(prof, "intervention", "scale")  # profiles before interventions other than scaling existed
     n = sum(1 for s in prof.sites if s.startswith("block."))
-    if prof.layer == n - 1 and "final_norm" in prof.sites and kind in PURE_SCALING:
+    pure = prof.intervention in PURE_SCALING and prof.component == "output"  # any positions: each token is scaled or kept
+    if prof.layer == n - 1 and "final_norm" in prof.sites and pure:
         return {
             "final_norm": f"the final norm is applied to block {n - 1}'s scaled output itself, and LayerNorm/RMSNorm are "
             "scale-invariant: N(s·h) = N(h) up to the norm's ε"
         }
     return {}
-
 
 
 def _profiles(run: object, factor: float, layer: int | None = None) -> dict[int, Profile]:
@@ -159,4 +158,19 @@ C0 = Claim(
     draws=_draws,
     figure="causality_heatmap",
     prompt_share=False,
+    under={
+        "scale": "block n's output becomes s·h: Δ there is |1 − s|·‖H_n‖; after the last block the final norm sees s·h only "
+        "through its ε, so it is checked for that invariance instead of moving",
+        "scale-update": "block n's update h − h_in is scaled by s: Δ there is |1 − s|·‖H_n − H_in‖, so every later site moves "
+        "unless the block writes nothing; no site is invariant by construction (the final norm must move too)",
+        "noise": "h_t + s·‖h_t‖·u_t at block n: relative Δ there is exactly s; random directions are not one multiplier per "
+        "token, so the final norm must move too",
+        "add": "h_t + s·v at block n: Δ there is |s|·‖v‖·√(tokens); the final norm must move too (a shift is not a scaling)",
+        "mean-ablate": f"every token pulled toward μ, the clean mean over C0's first {C0_PROMPTS} prompts: Δ at block n is "
+        "s·‖H_n − μ‖; the final norm must move too",
+    },
+    not_under={
+        "positions=first": "Δ leaves out each prompt's first token, the only one edited, so Δ at block n is 0 by construction "
+        "and 'every site from block n on moves' cannot hold; the later sites are the experiment (C3, C5)",
+    },
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.intervene.kinds import KINDS
 from harness.judge.claim import Claim
 from harness.judge.verdict import Verdict, aggregate_of, judge_rule, ratio
 from harness.measure.record import Profile
@@ -58,4 +59,9 @@ C1 = Claim(
     keep_band=False,
     figure="near_layer",
     layer_map=True,
+    under={
+        kind: "the same for every kind, positions and component: the edit is made at block L, so no site before it can "
+        "change; anything above the dtype's noise is a hook that leaked upstream"
+        for kind in KINDS
+    },
 )

@@ -47,7 +47,6 @@ def judge_c2(prof: Profile, factor_index: int = 0, *, seed: int = 0) -> Verdict:
     )
 
 
-
 C2 = Claim(
     "C2",
     "A jump at the scaled block",
@@ -61,4 +60,19 @@ C2 = Claim(
     judge=lambda prof, run: judge_c2(prof, seed=run.seed),
     figure="near_layer",
     layer_map=True,
+    under={
+        "scale": "relative Δ at block L is exactly |1 − s|, at least FACTOR_BAND = 0.1 for every factor judged, so it clears "
+        "JUMP_RELATIVE by construction: a failure is a hook that missed",
+        "scale-update": "relative Δ at block L is |1 − s|·‖H_L − H_in‖/‖H_L‖: block L's own update against the stream it "
+        "writes to, so the rule asks whether that update is at least JUMP_RELATIVE/|1 − s| of the stream: empirical "
+        "(a block that writes little fails it)",
+        "noise": "relative Δ at block L is exactly s, in [1/3, 1] for the note's factors, above JUMP_RELATIVE by construction",
+        "add": "relative Δ at block L is |s|·‖v‖·√(tokens)/‖H_L‖: whether the direction is large against the stream; "
+        "it depends on v's norm, not on the model",
+        "mean-ablate": "relative Δ at block L is s·‖H_L − μ‖/‖H_L‖: how far the tokens lie from their clean mean, against "
+        "their norm; empirical (tokens that barely differ fail it)",
+    },
+    not_under={
+        "positions=first": "Δ leaves out each prompt's first token, the only one edited: Δ at block L is 0 by construction",
+    },
 )

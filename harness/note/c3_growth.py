@@ -93,4 +93,18 @@ C3 = Claim(
     judge=lambda prof, run: judge_c3(prof, seed=run.seed),
     applies=growth_sites,
     layer_map=True,
+    under={
+        "scale": "the note's question (§1) as it asks it: does the scaled state's deviation grow through the later blocks, "
+        "or do they heal it",
+        "scale-update": "block L's update rescaled (s = 0.5: half of it removed; 1.5: amplified): growth means the later "
+        "blocks amplify a partly skipped or overdone block instead of repairing it (self-repair, as after layer deletion)",
+        "noise": "random unit directions scaled to each token's norm: growth means the later blocks amplify noise; a fall "
+        "is the healing of §1",
+        "add": "a fixed direction added to every edited token: growth means the steering signal grows with depth",
+        "mean-ablate": "tokens pulled toward their clean mean: growth means the information removed is not restored",
+    },
+    not_under={
+        "positions=first": "Δ leaves out the first token, the only one edited, so Δ at block L is 0 by construction and the "
+        "first step ratio Δ(L+1)/Δ(L) is unbounded: growth from nothing is not a ratio",
+    },
 )

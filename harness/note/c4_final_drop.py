@@ -77,4 +77,15 @@ C4 = Claim(
     judge=lambda prof, run: judge_c4(prof, seed=run.seed),
     applies=drop_after_layer,
     layer_map=True,
+    under={
+        kind: "the final norm against the site before it, whatever made the deviation: the rule reads only the last two "
+        "sites, so it means the same under every kind (" + why + ")"
+        for kind, why in {
+            "scale": "the note's case",
+            "scale-update": "the deviation left by a rescaled update",
+            "noise": "the deviation left by noise",
+            "add": "the deviation left by a direction",
+            "mean-ablate": "the deviation left by an ablation toward the mean",
+        }.items()
+    },
 )

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from harness.intervene.kinds import InterventionSpec
 from harness.judge.claim import Claim
 from harness.judge.verdict import Verdict, aggregate_of, finite_list, judge_rule, per_prompt_of, ratio
 from harness.measure.record import Profile
@@ -49,7 +50,6 @@ def judge_c5(prof: Profile, factor_index: int = 0, *, seed: int = 0) -> Verdict:
     )
 
 
-
 def first_token_curve(prof: Profile, ratio: float = FIRST_TOKEN_RATIO, points: int = 40) -> dict[str, object]:
     """C5's length covariate: the ratio Δ(with first)/Δ(without) predicted at the scaled block by prompt length.
 
@@ -58,9 +58,13 @@ def first_token_curve(prof: Profile, ratio: float = FIRST_TOKEN_RATIO, points: i
     r = rms ‖h_1‖ / rms ‖h_t‖ over the corpus (t > 1). Both rms are read exactly from the profile's
     Frobenius norms: Σ_p ‖h_1‖² = clean_norm_all_tokens² − clean_norm² over P first tokens, and
     clean_norm² over Σ_p (T_p − 1) other tokens. The curve reaches `ratio` for T ≤ 1 + r²/(ratio² − 1).
-    JSON-ready; r is None (and the curve absent) where no other token has any norm.
+    JSON-ready; r is None (and the curve absent) where no other token has any norm, and where the
+    intervention does not move every token by one multiple of its norm (`curve_not_applicable` says why:
+    add, mean-ablate, scale-update, an edited sub-layer or some positions only; noise moves token t by
+    s·‖h_t‖, so the curve holds for it as for scaling).
     """
     at = prof.site(f"block.{prof.layer}")
+    why_not = InterventionSpec(prof.intervention, prof.positions, prof.component).first_token_curve_note()
     n_first, n_other = len(prof.prompt_lengths), sum(t - 1 for t in prof.prompt_lengths)
     first_sq = max(float(prof.clean_norm_all_tokens[at]) ** 2 - float(prof.clean_norm[at]) ** 2, 0.0)
     other_rms = float(prof.clean_norm[at]) / np.sqrt(n_other) if n_other else 0.0
@@ -70,8 +74,9 @@ def first_token_curve(prof: Profile, ratio: float = FIRST_TOKEN_RATIO, points: i
         "first_token_mean_norm": float(prof.first_token_norm[at]),
         "other_token_mean_norm": float(prof.other_token_norm[at]),
     }
-    if other_rms <= 0:
-        return {**out, "norm_ratio_r": None, "predicted_lengths": [], "predicted_ratio": [], "predicted_crossing_length": None}
+    if other_rms <= 0 or why_not:
+        none = {"norm_ratio_r": None, "predicted_lengths": [], "predicted_ratio": [], "predicted_crossing_length": None}
+        return {**out, **none, **({"curve_not_applicable": why_not} if why_not else {})}
     r = float(np.sqrt(first_sq / n_first)) / other_rms
     crossing = predicted_crossing_length(r, ratio)
     top = max(max(prof.prompt_lengths), int(np.ceil(crossing)), 3)
@@ -98,8 +103,6 @@ def predicted_crossing_length(r: float, ratio: float = FIRST_TOKEN_RATIO) -> flo
     return 1.0 + r * r / (ratio * ratio - 1.0)
 
 
-
-
 def token_norms(prof: Profile) -> dict[str, object]:
     """C5's explanation (§3.2) as evidence: the first token's clean norm against the other tokens', per site."""
     return {
@@ -123,4 +126,23 @@ C5 = Claim(
     evidence=lambda run, factor, prof: {"token_norms": token_norms(prof)},
     figure="first_token_by_length",
     layer_map=True,
+    under={
+        "scale": "token t moves by |1 − s|·‖h_t‖ at block L, so the ratio there is set by the first token's norm (§3.2); "
+        "the predicted curve by prompt length applies",
+        "scale-update": "token t moves by |1 − s|·‖u_t‖, u_t block L's update of it: the ratio is the first token's update "
+        "against the others'; no predicted curve (the update's norms are not the state's)",
+        "noise": "token t moves by s·‖h_t‖, as under scaling: the same ratio, and the predicted curve applies",
+        "add": "every edited token moves by the same s·v, so at block L the ratio is √(T/(T−1)) ≈ 1 by construction: a "
+        "first-token effect can only come from the later blocks' response; no predicted curve",
+        "mean-ablate": "token t moves by s·‖h_t − μ‖: the first token, far from the mean when its norm is large, moves most; "
+        "a direct test of §3.2's norm explanation; no predicted curve",
+        "positions=rest": "the first token is never edited, which tests §3.2's explanation: on a causal decoder nothing "
+        "reaches the first token (it attends only to itself), so the ratio is 1 at every site and the claim is refuted "
+        "by construction; a large ratio under --positions all that vanishes here says the first token's own edit was the "
+        "cause",
+    },
+    not_under={
+        "positions=first": "Δ without the first token is 0 at block L by construction (only the first token is edited): "
+        "the ratio is unbounded there",
+    },
 )

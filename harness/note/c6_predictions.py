@@ -131,4 +131,16 @@ C6 = Claim(
     applies=has_head,
     evidence=lambda run, factor, prof: prediction_curves(run, factor),
     figure="predictions",
+    under={
+        "scale": "the note's scaling reaches the output: KL and top-1 agreement after s·h at block L; the dose grid is "
+        "the note's factors 0.5…1.5",
+        "scale-update": "block L's update rescaled (half removed at 0.5, amplified at 1.5) changes the predictions: the "
+        "rule then asks whether block L matters to the output; the dose grid runs s over 0.5…1.5, identity at 1",
+        "noise": "noise of s times each token's norm at block L changes the predictions; the dose grid is the note's "
+        "factors 0.5…1.5, each measured as its strength",
+        "add": "adding s·v at block L changes the predictions: whether the direction steers the output; the dose grid "
+        "runs s over 0.5…1.5",
+        "mean-ablate": "pulling block L's tokens toward their mean changes the predictions: whether the token-specific "
+        "part of the state matters; the dose grid is the note's factors 0.5…1.5, each measured as its strength",
+    },
 )

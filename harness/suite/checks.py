@@ -42,11 +42,12 @@ class ClaimCheck:
     def skip_unless_applicable(self, subject: object, applies: Applies | None) -> None:
         """Record and skip when the claim is not applicable: by its expectation, or at this layer."""
         why = applies(subject, self.settings.layer) if applies is not None else None
-        if why is None and self.expectation.verdict != NOT_APPLICABLE:
+        under = self.claim.not_applicable_under(self.settings.intervention_spec()) if why is None else None
+        if why is None and under is None and self.expectation.verdict != NOT_APPLICABLE:
             return
-        reason = why or self.expectation.reason
+        reason = why or under or self.expectation.reason
         verdict = Verdict(self.claim.id, NOT_APPLICABLE, 0.0, "", reason)
-        self._record(verdict, "applicability", None, expected=NOT_APPLICABLE if why else self.expectation.verdict)
+        self._record(verdict, "applicability", None, expected=NOT_APPLICABLE if why or under else self.expectation.verdict)
         where = f" at layer {self.settings.layer}" if why else ""
         pytest.skip(f"{self.claim.id} is not applicable to {self.settings.model}{where}: {reason}")
 
@@ -109,7 +110,7 @@ class ClaimCheck:
 
         drawn = dict(self.claim.draws(run.subject)) if self.claim.draws is not None else {}
 
-        @given(factor=drawn_factors(self.claim.keep_band), **drawn)
+        @given(factor=drawn_factors(self.claim.keep_band, self.settings.intervention), **drawn)
         def examples(factor: float, **params: object) -> None:
             self.example(self._judged(self.claim.measured(run, factor, **params), run), factor, **params)
 
@@ -153,6 +154,7 @@ class ClaimCheck:
             nodeid=self.node.nodeid,
             model=self.settings.model,
             layer=self.settings.layer,
+            intervention=self.settings.intervention_spec(),
             source=source,
             factor=factor,
             evidence=evidence,
@@ -168,15 +170,19 @@ def note_factors() -> list[float]:
     return list(NOTE_FACTORS)
 
 
-def drawn_factors(keep_band: bool = True):
-    """Factors in [0.5, 1.5], the note's range (§3.3). With keep_band, |1 − s| < FACTOR_BAND is left out:
-    claims about a visible change cannot hold when the scaling is (nearly) the identity."""
+def drawn_factors(keep_band: bool = True, intervention: str = "scale"):
+    """The note's factors f in [0.5, 1.5] (§3.3). With keep_band, those whose strength lies within the band
+    around the kind's identity are left out: claims about a visible change cannot hold when the edit is
+    (nearly) the identity. Under scale and scale-update that is |1 − f| < FACTOR_BAND, the note's band;
+    under noise, add and mean-ablate the identity is strength 0, which no f reaches, so every f is drawn."""
     from hypothesis import strategies as st
 
+    from harness.intervene.kinds import KINDS
     from harness.note.thresholds import FACTOR_BAND
 
+    kind = KINDS[intervention]
     factors = st.floats(min_value=0.5, max_value=1.5, allow_nan=False, allow_infinity=False)
-    return factors.filter(lambda s: abs(1.0 - s) >= FACTOR_BAND) if keep_band else factors
+    return factors.filter(lambda f: not kind.near_identity(f, FACTOR_BAND)) if keep_band else factors
 
 
 def claim_tests(claim: Claim) -> tuple[Callable[..., None], Callable[..., None]]:

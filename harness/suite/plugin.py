@@ -144,6 +144,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         lines.append(f"harness: first token: {info['first_token']}")
     if info.get("unknown_tokens_warning"):
         lines.append(f"harness: WARNING {info['unknown_tokens_warning']}")
+    spec = runs[0].settings.intervention_spec()
+    if spec != type(spec)():
+        lines.append(f"harness: intervention {_intervention_line(info['intervention'])}")
     if runs[0].settings.layers is not None:
         lines.append(f"harness: layer map {runs[0].settings.layers} (C1–C5 at each; layers other than {info['layer']} are findings)")
     return lines
@@ -240,6 +243,14 @@ def pytest_claim_outcomes(config: pytest.Config, outcomes: list, complete: bool,
     say = reporter.write_line if reporter is not None else (lambda line, **_: sys.stderr.write(line + "\n"))
     if not complete:
         say(f"harness: expectations NOT updated ({path} unchanged): {why}; rerun to completion to update them", red=True)
+        return
+    kind = config.stash[SETTINGS].intervention
+    if kind != "scale":
+        say(
+            f"harness: expectations NOT updated ({path} unchanged): they record the note's scaling; under --intervention {kind} "
+            f"write the [model.{kind}] section by hand",
+            red=True,
+        )
         return
     for run in config.stash[RUNS]:
         settings = run.settings
@@ -349,7 +360,9 @@ def expectations(pytestconfig: pytest.Config, settings: Settings, harness_model:
     from harness.judge.expectations import load_expectations
 
     judged = None if harness_layer is None else harness_model.settings.layer
-    return load_expectations(pytestconfig.stash[EXPECTATIONS], settings.model, settings.layer, judged=judged)
+    return load_expectations(
+        pytestconfig.stash[EXPECTATIONS], settings.model, settings.layer, judged=judged, intervention=settings.intervention
+    )
 
 
 @pytest.fixture
@@ -546,7 +559,28 @@ def _run_info(config: pytest.Config) -> dict[str, object]:
         else config.getoption("hypothesis_seed", None) or "random (repeat a failure with the @reproduce_failure blob it prints)",
         "command": " ".join(["pytest", *sys.argv[1:]]),
         "settings": {**settings.as_dict(), "model": about["model"]},
+        "intervention": _intervention_info(settings),
     }
+
+
+def _intervention_info(settings: Settings) -> dict[str, object]:
+    """The run record's intervention: kind, positions, component, direction and its sha256, and the strengths measured."""
+    spec = settings.intervention_spec().with_sha256()
+    kind = spec.kind_row
+    return {
+        **spec.describe(),
+        "formula": kind.formula,
+        "note_scale": kind.note_scale,
+        "strengths": f"the note's factor f is strength {kind.note_scale:.4g}·f; drawn f in [0.5, 1.5], s in {list(kind.drawn)}",
+        "delta_at_layer": kind.delta_at_layer,
+    }
+
+
+def _intervention_line(info: dict[str, object]) -> str:
+    words = [str(info["intervention"]), f"positions {info['positions']}", f"component {info['component']}"]
+    if info.get("direction_sha256"):
+        words.append(f"direction {info['direction']} sha256 {info['direction_sha256']}")
+    return ", ".join(words) + f" ({info['strengths']}; only [model.{info['intervention']}] sections can fail)"
 
 
 def _profile_name() -> str:

@@ -45,6 +45,7 @@ class ModelRun:
         try:
             subject = load_subject_for(self.settings)
             subject.check_layer(self.settings.layer)
+            check_intervention(subject, self.settings)
             layers = self.map_layers(subject.n_blocks)
             tokens = tokenize(subject, texts)
         except HarnessError as exc:
@@ -98,6 +99,17 @@ class ModelRun:
             "dtype": self.settings.dtype,
             "layer": self.settings.layer,
         }
+
+
+def check_intervention(subject: object, settings: Settings) -> None:
+    """What the settings' intervention needs of this model: its component, add's direction of the model's width."""
+    from harness.intervene.edits import read_direction
+    from harness.intervene.protocol import component_module
+
+    spec = settings.intervention_spec().validated()
+    component_module(subject, settings.layer, spec.component)
+    if spec.kind == "add" and spec.direction is not None:
+        read_direction(spec.direction, int(subject.model.config.hidden_size))  # type: ignore[attr-defined]
 
 
 def peek_blocks(model: str) -> int | None:
