@@ -112,3 +112,67 @@ def test_update_expectations_refuses_another_intervention(tmp_path):
         env={"CI": "true"},
     )
     assert "expectations NOT updated" in run.stdout + run.stderr and expectations.read_bytes() == before
+
+
+def test_every_note_claim_states_its_rule_under_every_kind_or_why_not():
+    from harness.note import NOTE_CLAIMS
+
+    for claim in NOTE_CLAIMS:
+        assert claim.problems() == [], claim.id
+        for kind in KINDS:
+            assert kind in claim.under or kind in claim.not_under, (claim.id, kind)  # stated, never left to the default
+            spec = InterventionSpec(kind)
+            assert claim.not_applicable_under(spec) is None  # every kind on every position is judged...
+            assert claim.meaning_under(spec).startswith(claim.under[kind])
+    first = InterventionSpec("noise", positions="first")
+    skipped = {c.id for c in NOTE_CLAIMS if c.not_applicable_under(first)}
+    assert skipped == {"C0", "C2", "C3", "C5"}  # ...but Δ at block L leaves out the only edited token under positions first
+    assert "0 by construction" in CLAIMS["C2"].not_applicable_under(first)
+    rest = CLAIMS["C5"].meaning_under(InterventionSpec("scale", positions="rest"))
+    assert "causal decoder" in rest and "never edited" in rest
+    noise = CLAIMS["C2"].meaning_under(InterventionSpec("noise"))
+    assert "exactly s" in noise and "0.6667·f" in noise  # the note's factor f is measured as its strength
+
+
+def test_a_claim_under_an_unknown_intervention_is_a_problem():
+    from harness.judge.claim import CLAIMS as REGISTRY
+    from harness.judge.claim import Claim, Threshold
+
+    claim = Claim("under-typo", "t", "s", statistic_of=lambda v: v.delta[..., -1], thresholds={"T": Threshold(1.0, "r")},
+                  under={"nosie": "typo"}, not_under={"positions=last": "typo"})  # fmt: skip
+    REGISTRY.pop("under-typo")
+    problems = claim.problems()
+    assert any("'nosie'" in p and "noise" in p for p in problems) and any("'positions=last'" in p for p in problems), problems
+
+
+def test_drawn_factors_leave_out_only_the_band_around_the_kinds_identity():
+    from hypothesis import given, settings
+
+    from harness.note.thresholds import FACTOR_BAND
+    from harness.suite.checks import drawn_factors
+
+    for kind in KINDS.values():
+        near = [f for f in (0.95, 1.0, 1.05) if kind.near_identity(f, FACTOR_BAND)]
+        assert near == ([0.95, 1.0, 1.05] if kind.identity == 1.0 else []), kind.name  # identity 0: no f in [0.5, 1.5] is near
+    seen: list[float] = []
+
+    @settings(max_examples=300, database=None)
+    @given(f=drawn_factors(True, "noise"), g=drawn_factors(True, "scale"))
+    def draw(f: float, g: float) -> None:
+        assert 0.5 <= f <= 1.5 and abs(1 - g) >= FACTOR_BAND
+        seen.append(f)
+
+    draw()
+    assert any(abs(1 - f) < FACTOR_BAND for f in seen)  # noise's factors near 1 are strengths near 2/3
+
+
+def test_an_outcome_names_its_intervention_and_what_the_rule_means_there():
+    from harness.judge.outcome import ClaimOutcome
+    from harness.judge.verdict import Verdict
+
+    verdict = Verdict("C2", HOLDS, 0.1, "m", "r")
+    scale = ClaimOutcome.measured(verdict, CLAIMS["C2"], HOLDS)
+    assert (scale.intervention, scale.under) == ("scale", "")
+    noise = ClaimOutcome.measured(verdict, CLAIMS["C2"], HOLDS, intervention=InterventionSpec("noise", positions="rest"))
+    assert noise.intervention == "noise" and noise.under == CLAIMS["C2"].meaning_under(InterventionSpec("noise", positions="rest"))
+    assert ClaimOutcome.from_json(noise.to_json()) == noise
