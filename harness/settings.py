@@ -162,6 +162,15 @@ def parse_layers(text: str) -> str:
     return ",".join(parts)
 
 
+def parse_interventions(text: str) -> str:
+    """An intervention map's kinds as typed: "scale,scale-update,noise"; normalised text, each kind once, in KINDS order."""
+    parts = [p.strip().lower() for p in text.split(",")]
+    unknown = [p for p in parts if p not in KINDS]
+    if unknown:
+        raise ValueError(f"names {unknown[0]!r}, which is no intervention: give kinds from {', '.join(KINDS)}, comma-separated")
+    return ",".join(k for k in KINDS if k in parts)
+
+
 def layers_of(spec: str, n_blocks: int, label: str = "--layers") -> list[int]:
     """The block indices a `parse_layers` text names on a model of `n_blocks` blocks, sorted, each once.
 
@@ -278,6 +287,15 @@ class Settings:
         where=(PYTEST,),
         optional=True,
     )  # the CLI profiles one layer at a time
+    interventions: str | None = setting(
+        None,
+        "intervention map: also judge C1–C6 under each of these kinds (a list such as scale,scale-update,noise) at --layer, "
+        "sharing one clean pass; only --intervention's results (and kinds with a [model.KIND] expectations section) can fail, "
+        "the others are findings",
+        parse_interventions,
+        where=(PYTEST,),
+        optional=True,
+    )  # the CLI profiles one intervention at a time
 
     def validated(self) -> Settings:
         """These settings checked and normalised (numpy integers -> int); raise InputError naming the first bad one."""
@@ -286,6 +304,8 @@ class Settings:
         out = dataclasses.replace(
             self, **{o.name: _normal(o, getattr(self, o.name), f"{o.name}={getattr(self, o.name)!r}") for o in options()}
         )
+        for kind in out.map_interventions():
+            out.at_intervention(kind).intervention_spec().validated()  # e.g. add in the map needs --direction
         spec = out.intervention_spec().validated()
         factors = out.factors if out.factors is not None else spec.kind_row.defaults
         spec.check_strengths(factors)
@@ -293,7 +313,20 @@ class Settings:
 
     def intervention_spec(self) -> InterventionSpec:
         """The intervention these settings name (harness.intervene.kinds), unchecked: call .validated() on it."""
-        return InterventionSpec(self.intervention, self.positions, self.component, self.direction, self.seed)
+        mapped_add = self.intervention != "add" and "add" in self.map_interventions()
+        direction = None if mapped_add else self.direction  # --direction is then the map's add's, not this kind's
+        return InterventionSpec(self.intervention, self.positions, self.component, direction, self.seed)
+
+    def map_interventions(self) -> list[str]:
+        """The intervention map's kinds (--interventions), --intervention always among them; [] without a map."""
+        if self.interventions is None:
+            return []
+        named = {*self.interventions.split(","), self.intervention}
+        return [kind for kind in KINDS if kind in named]
+
+    def at_intervention(self, kind: str) -> Settings:
+        """These settings under another kind of the intervention map (positions, component, seed kept)."""
+        return self if kind == self.intervention else dataclasses.replace(self, intervention=kind)
 
     @classmethod
     def from_text(cls, given: Mapping[str, tuple[str | list[str], str]]) -> Settings:

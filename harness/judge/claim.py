@@ -107,6 +107,7 @@ class Claim:
     keep_band: bool = True  # drawn factors leave out |1 − s| < FACTOR_BAND (a claim about a visible change)
     figure: str = "prompt_distribution"  # one of FIGURES
     layer_map: bool = False  # judged at every layer of --layers
+    intervention_map: bool = False  # judged under every kind of --interventions
     prompt_share: bool = True  # judged prompt by prompt too (PROMPT_SHARE); C0 judges its few prompts jointly
     under: Mapping[str, str] = field(default_factory=dict)  # kind (or "positions=rest", ...) -> what the rule means under it
     not_under: Mapping[str, str] = field(default_factory=dict)  # "noise", "positions=first", "component=mlp" -> why it does not apply

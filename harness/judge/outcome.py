@@ -113,6 +113,7 @@ class ClaimOutcome:
     needs: str = ""  # how the statistic compares with its threshold (Claim.needs)
     figure: str = ""  # what the report draws for the claim (Claim.figure)
     layer_map: bool = False  # judged at every layer of --layers (Claim.layer_map)
+    intervention_map: bool = False  # judged under every kind of --interventions (Claim.intervention_map)
     empirical: bool | None = None
     derived: str = ""
     # where and how it was measured
@@ -181,6 +182,7 @@ class ClaimOutcome:
             needs=meta.needs,
             figure=meta.figure,
             layer_map=meta.layer_map,
+            intervention_map=meta.intervention_map,
             empirical=meta.empirical,
             derived=meta.derived,
             nodeid=nodeid,

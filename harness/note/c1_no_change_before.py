@@ -59,6 +59,7 @@ C1 = Claim(
     keep_band=False,
     figure="near_layer",
     layer_map=True,
+    intervention_map=True,
     under={
         kind: "the same for every kind, positions and component: the edit is made at block L, so no site before it can "
         "change; anything above the dtype's noise is a hook that leaked upstream"

@@ -60,6 +60,7 @@ C2 = Claim(
     judge=lambda prof, run: judge_c2(prof, seed=run.seed),
     figure="near_layer",
     layer_map=True,
+    intervention_map=True,
     under={
         "scale": "relative Δ at block L is exactly |1 − s|, at least FACTOR_BAND = 0.1 for every factor judged, so it clears "
         "JUMP_RELATIVE by construction: a failure is a hook that missed",

@@ -93,6 +93,7 @@ C3 = Claim(
     judge=lambda prof, run: judge_c3(prof, seed=run.seed),
     applies=growth_sites,
     layer_map=True,
+    intervention_map=True,
     under={
         "scale": "the note's question (§1) as it asks it: does the scaled state's deviation grow through the later blocks, "
         "or do they heal it",

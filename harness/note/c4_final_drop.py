@@ -77,6 +77,7 @@ C4 = Claim(
     judge=lambda prof, run: judge_c4(prof, seed=run.seed),
     applies=drop_after_layer,
     layer_map=True,
+    intervention_map=True,
     under={
         kind: "the final norm against the site before it, whatever made the deviation: the rule reads only the last two "
         "sites, so it means the same under every kind (" + why + ")"

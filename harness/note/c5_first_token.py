@@ -126,6 +126,7 @@ C5 = Claim(
     evidence=lambda run, factor, prof: {"token_norms": token_norms(prof)},
     figure="first_token_by_length",
     layer_map=True,
+    intervention_map=True,
     under={
         "scale": "token t moves by |1 − s|·‖h_t‖ at block L, so the ratio there is set by the first token's norm (§3.2); "
         "the predicted curve by prompt length applies",

@@ -131,6 +131,7 @@ C6 = Claim(
     applies=has_head,
     evidence=lambda run, factor, prof: prediction_curves(run, factor),
     figure="predictions",
+    intervention_map=True,
     under={
         "scale": "the note's scaling reaches the output: KL and top-1 agreement after s·h at block L; the dose grid is "
         "the note's factors 0.5…1.5",

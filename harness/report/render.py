@@ -60,6 +60,7 @@ def render_html(doc: dict) -> str:
         matrix=_matrix(doc, models),
         overview=_overview(doc, models),
         layer_maps=_layer_maps(doc.get("layer_map")),
+        intervention_maps=_layer_maps(doc.get("intervention_map"), "interventions"),
         claims=[_claim_view(claim, models=models, several=several) for claim in doc["claims"]],
     )
 
@@ -292,13 +293,14 @@ def _overview(doc: dict, models: list[dict]) -> dict | None:
     return {"figure": _draw(lambda: plots.overview(series, relative_depth=several, key="overview")), "caption": caption, "tables": tables}
 
 
-def _layer_maps(layer_map: object) -> list[dict]:
-    """doc["layer_map"] as coloured tables: per claim (rows) and layer (columns) the margin, green held, red missed."""
+def _layer_maps(layer_map: object, axis: str = "layers") -> list[dict]:
+    """doc["layer_map"] as coloured tables: per claim (rows) and layer (columns) the margin, green held, red missed.
+    With axis="interventions", doc["intervention_map"]: the columns are intervention kinds."""
     if not isinstance(layer_map, dict):
         return []
     out = []
     for model, data in layer_map.items():
-        layers, claims = data.get("layers") or [], data.get("claims") or []
+        layers, claims = data.get(axis) or [], data.get("claims") or []
         rows = []
         for c, cid in enumerate(claims):
             margins = (data.get("margin") or [[]])[c] if c < len(data.get("margin") or []) else []
@@ -310,7 +312,7 @@ def _layer_maps(layer_map: object) -> list[dict]:
                 status = statuses[k] if k < len(statuses) else None
                 cells.append({"text": short(margin), "status": status or "not measured", "style": _margin_colour(margin, scale)})
             rows.append({"claim": cid, "cells": cells})
-        out.append({"model": model, "layers": layers, "note_layer": data.get("note_layer"), "rows": rows})
+        out.append({"model": model, "layers": layers, "note_layer": data.get("note_layer"), "judged": data.get("judged"), "rows": rows})
     return out
 
 
@@ -581,7 +583,8 @@ def _item_label(item: dict) -> str:
         label = f"factor {fmt(item['factor'])}"
     else:
         label = item.get("nodeid", "?").rsplit("::", 1)[-1]
-    return label
+    kind = item.get("intervention") or "scale"
+    return label if kind == "scale" else f"{kind}, {label}"
 
 
 def _profile_tables(label: str, prof: dict) -> list[dict]:

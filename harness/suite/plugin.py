@@ -43,6 +43,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import InvalidArgument
 
 from harness.errors import HarnessError
+from harness.intervene.kinds import KINDS
 from harness.judge.claim import CLAIMS, Claim, ClaimError, claim_named, twice_messages
 from harness.settings import ENV_PREFIX, PYTEST, Settings, options, where_given
 from harness.suite.hooks import CLAIM_PROPERTY, MODEL_PROPERTY, names_claims, runs_tests
@@ -149,6 +150,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         lines.append(f"harness: intervention {_intervention_line(info['intervention'])}")
     if runs[0].settings.layers is not None:
         lines.append(f"harness: layer map {runs[0].settings.layers} (C1–C5 at each; layers other than {info['layer']} are findings)")
+    if runs[0].settings.interventions is not None:
+        kinds, own = runs[0].settings.map_interventions(), runs[0].settings.intervention
+        lines.append(
+            f"harness: intervention map {','.join(kinds)} (C1–C6 under each at block {info['layer']}, one clean pass; "
+            f"kinds other than {own} are findings unless [model.KIND] names them)"
+        )
     return lines
 
 
@@ -163,6 +170,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     layers = sorted({n for r in runs for n in (r.planned_layers() or [])})
     if layers and marker is not None and marker.args and getattr(_marked_claim(marker), "layer_map", False):
         metafunc.parametrize("harness_layer", layers, ids=[f"L{n}" for n in layers], indirect=True, scope="session")
+    kinds = [k for k in KINDS if any(k in r.settings.map_interventions() for r in runs)]
+    if kinds and marker is not None and marker.args and getattr(_marked_claim(marker), "intervention_map", False):
+        metafunc.parametrize("harness_intervention", kinds, ids=kinds, indirect=True, scope="session")
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -185,10 +195,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     _check_claims(config, items)
     runs, kept, dropped = config.stash[RUNS], [], []
     for item in items:
-        model, layer = _target(item)
+        model, layer, kind = _target(item)
         planned = runs[model].planned_layers() if model is not None and layer is not None else None
-        (dropped if planned is not None and layer not in planned else kept).append(item)
-    kept.sort(key=lambda item: tuple(-1 if v is None else v for v in _target(item)))
+        off_layer = planned is not None and layer not in planned
+        if model is not None and kind is not None:
+            own = runs[model].settings
+            off_kind = kind not in own.map_interventions()  # another model's map
+            both = layer is not None and layer != own.layer and kind != own.intervention  # the maps cross at the judged layer and kind only
+            off_layer = off_layer or off_kind or both
+        (dropped if off_layer else kept).append(item)
+    kept.sort(key=lambda item: tuple(-1 if v is None else v for v in _order(item)))
     if dropped:
         config.hook.pytest_deselected(items=dropped)
     items[:] = kept
@@ -220,7 +236,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
         marker = item.get_closest_marker("claim")
         if marker is not None and marker.args:
             item.user_properties.append((CLAIM_PROPERTY, str(getattr(marker.args[0], "id", marker.args[0]))))
-        model, _ = _target(item)
+        model = _target(item)[0]
         runs = item.config.stash.get(RUNS, [])
         if model is not None and runs[model].info:
             item.user_properties.append((MODEL_PROPERTY, json.dumps(runs[model].info, ensure_ascii=False)))
@@ -254,7 +270,8 @@ def pytest_claim_outcomes(config: pytest.Config, outcomes: list, complete: bool,
         return
     for run in config.stash[RUNS]:
         settings = run.settings
-        summary = summarize([o for o in outcomes if o.model == settings.model and o.layer in (settings.layer, None)])
+        own = [o for o in outcomes if o.model == settings.model and o.layer in (settings.layer, None)]
+        summary = summarize([o for o in own if o.intervention == settings.intervention])  # an intervention map's others: findings
         if not summary:
             continue
         try:
@@ -295,9 +312,16 @@ def harness_layer(request: pytest.FixtureRequest) -> int | None:
 
 
 @pytest.fixture(scope="session")
-def settings(harness_model: ModelRun, harness_layer: int | None) -> Settings:
-    """The test's model's settings, at the test's layer."""
-    return harness_model.settings if harness_layer is None else harness_model.settings.replace(layer=harness_layer)
+def harness_intervention(request: pytest.FixtureRequest) -> str | None:
+    """The intervention map's kind of this test (None: the model's --intervention)."""
+    return getattr(request, "param", None)
+
+
+@pytest.fixture(scope="session")
+def settings(harness_model: ModelRun, harness_layer: int | None, harness_intervention: str | None) -> Settings:
+    """The test's model's settings, at the test's layer and under the test's intervention."""
+    out = harness_model.settings if harness_layer is None else harness_model.settings.replace(layer=harness_layer)
+    return out if harness_intervention is None else out.at_intervention(harness_intervention)
 
 
 @pytest.fixture(scope="session")
@@ -480,10 +504,16 @@ def _load(config: pytest.Config) -> None:
         raise pytest.UsageError(f"cannot run the claims: {exc}") from None
 
 
-def _target(item: pytest.Item) -> tuple[int | None, int | None]:
-    """(model index, layer map layer) of a claim test, from its parameters."""
+def _target(item: pytest.Item) -> tuple[int | None, int | None, str | None]:
+    """(model index, layer map layer, intervention map kind) of a claim test, from its parameters."""
     params = getattr(getattr(item, "callspec", None), "params", {})
-    return params.get("harness_model"), params.get("harness_layer")
+    return params.get("harness_model"), params.get("harness_layer"), params.get("harness_intervention")
+
+
+def _order(item: pytest.Item) -> tuple[int | None, int | None, int | None]:
+    """Model by model, then layer, then kind (KINDS order): one model's cache at a time."""
+    model, layer, kind = _target(item)
+    return model, layer, None if kind is None else list(KINDS).index(kind)
 
 
 def _load_hypothesis_profile(config: pytest.Config) -> None:

@@ -57,6 +57,8 @@ class ModelRun:
             **subject.describe(),
             "layer": self.settings.layer,
             "layers": layers,
+            "intervention": self.settings.intervention,
+            "interventions": self.settings.map_interventions() or None,
             "n_prompts": len(tokens.texts),
             "unknown_tokens": tokens.n_unknown,
         }
@@ -102,14 +104,16 @@ class ModelRun:
 
 
 def check_intervention(subject: object, settings: Settings) -> None:
-    """What the settings' intervention needs of this model: its component, add's direction of the model's width."""
+    """What the settings' intervention (and each of an intervention map's) needs of this model: its component, add's
+    direction of the model's width."""
     from harness.intervene.edits import read_direction
     from harness.intervene.protocol import component_module
 
-    spec = settings.intervention_spec().validated()
-    component_module(subject, settings.layer, spec.component)
-    if spec.kind == "add" and spec.direction is not None:
-        read_direction(spec.direction, int(subject.model.config.hidden_size))  # type: ignore[attr-defined]
+    for kind in settings.map_interventions() or [settings.intervention]:
+        spec = settings.at_intervention(kind).intervention_spec().validated()
+        component_module(subject, settings.layer, spec.component)
+        if spec.kind == "add" and spec.direction is not None:
+            read_direction(spec.direction, int(subject.model.config.hidden_size))  # type: ignore[attr-defined]
 
 
 def peek_blocks(model: str) -> int | None:
