@@ -52,8 +52,8 @@ import torch
 
 from harness import Subject, load_subject, profile
 from harness.errors import InputError
+from harness.measure.clean import CleanPass  # the padded batches `profile` makes, reused by c and d
 from harness.measure.norms import squared_distance, token_weights
-from harness.measure.sweep import CleanPass  # the padded batches `profile` makes, reused by c and d
 from harness.model.prompts import Tokenized
 from harness.settings import DTYPES
 

@@ -5,8 +5,10 @@ subject = load_subject("minilm")
 prof = profile(subject, ["The cat sat on the mat."], layer=2, factors=[0.5, 1.5])
 prof.delta            # (factors, sites) Δ = ‖H_clean − H_scaled‖_F, first token excluded
 
+from harness import Claim, Threshold, claim_tests   # a claim of your own (README, "Write your own claim")
+
 The engine (torch, transformers) loads on first use of one of its names, so
-`harness.measure.record` (the Profile data), `harness.judge.judgement` and `harness.settings` import without torch.
+`harness.measure.record` (the Profile data), `harness.judge` and `harness.settings` import without torch.
 """
 
 from __future__ import annotations
@@ -15,26 +17,30 @@ import importlib
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError, InputError, SubjectLoadError
+from harness.judge.claim import Claim, Threshold, View
 from harness.measure.record import Profile
 from harness.settings import NOTE_FACTORS, NOTE_LAYER, Settings
 
 if TYPE_CHECKING:
-    from harness.intervene.scale import Scale
+    from harness.intervene.edits import Scale
     from harness.measure.capture import Capture
-    from harness.measure.sweep import CleanPass, profile
+    from harness.measure.clean import CleanPass
+    from harness.measure.sweep import profile
     from harness.model import Subject, load_subject
     from harness.model.prompts import read_prompts, tokenize
+    from harness.suite.checks import claim_tests
 
 # name -> the module that defines it; imported on first access (PEP 562)
 _ENGINE = {
     "Capture": "harness.measure.capture",
-    "CleanPass": "harness.measure.sweep",
-    "Scale": "harness.intervene.scale",
+    "CleanPass": "harness.measure.clean",
+    "Scale": "harness.intervene.edits",
     "Subject": "harness.model",
     "load_subject": "harness.model",
     "profile": "harness.measure.sweep",
     "read_prompts": "harness.model.prompts",
     "tokenize": "harness.model.prompts",
+    "claim_tests": "harness.suite.checks",  # pytest
 }
 
 
@@ -54,6 +60,7 @@ __all__ = [
     "NOTE_FACTORS",
     "NOTE_LAYER",
     "Capture",
+    "Claim",
     "CleanPass",
     "HarnessError",
     "InputError",
@@ -62,6 +69,9 @@ __all__ = [
     "Settings",
     "Subject",
     "SubjectLoadError",
+    "Threshold",
+    "View",
+    "claim_tests",
     "load_subject",
     "profile",
     "read_prompts",

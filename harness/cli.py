@@ -2,7 +2,7 @@
 
     layer-claims profile --model minilm --layer 2 --factor 0.5 --prompt "The cat sat."   # the installed command, or:
     python -m harness profile --model minilm --layer 2 --factor 0.5 --factor 1.5 --prompt "The cat sat."
-    python -m harness profile --model random-gpt2 --prompts claims/prompts.txt --factor-batch 3 --json
+    python -m harness profile --model random-gpt2 --prompts harness/note/prompts.txt --factor-batch 3 --json
     python -m harness report merge reports/gpt2.json reports/minilm.json -o reports/matrix.html
 
 Where the subject has an LM head the effect on its next-token predictions is measured too: `kl`,
@@ -116,7 +116,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def _profile(args: argparse.Namespace) -> int:
     from harness import profile
-    from harness.measure.sweep import terminal_progress
+    from harness.measure.clean import terminal_progress
     from harness.model.prompts import left_out_note, read_prompt_file, tokenize, unknown_tokens_warning
 
     settings = settings_from(args)
@@ -151,9 +151,13 @@ def _profile(args: argparse.Namespace) -> int:
         factor_batch=settings.factor_batch,
         predictions=subject.head is not None,
         include_first_token=settings.include_first_token,
+        intervention=settings.intervention_spec(),
         progress=terminal_progress("profile"),  # a bar on a terminal's stderr, for corpora of 20 chunks or more
     )
     why_not = _predictions_not_measured(subject, result)
+    note = _positions_note(settings)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
         out = {
             **result.to_dict(),
@@ -166,6 +170,8 @@ def _profile(args: argparse.Namespace) -> int:
         }
         if why_not:
             out["predictions_not_measured"] = why_not
+        if note:
+            out["note"] = note
         out.update({k: v for k, v in settings.as_dict().items() if k not in out})  # factor_batch, reuse_prefix, ... flat
         out["settings"] = settings.as_dict()
         print(json.dumps(out, allow_nan=False))
@@ -176,6 +182,16 @@ def _profile(args: argparse.Namespace) -> int:
         else:
             print(_predictions_table(result, why_not))
     return 0
+
+
+def _positions_note(settings: Settings) -> str:
+    """The one-line note for --positions first measured without the first token: a real experiment, Δ at L 0 by construction."""
+    if settings.positions != "first" or settings.include_first_token:
+        return ""
+    return (
+        f"--positions first edits only each prompt's first token, which Δ does not count here: Δ at block {settings.layer} is 0 "
+        "by construction, and later sites show what the edited first token does to the others (--include-first-token counts it)"
+    )
 
 
 def _predictions_not_measured(subject, result) -> dict[str, str]:
@@ -215,6 +231,14 @@ def _predictions_table(result, why_not: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def _intervention_words(result) -> str:
+    """ "scale" or e.g. "noise (positions rest, component mlp)", with add's direction sha256."""
+    extra = [f"positions {result.positions}"] if result.positions != "all" else []
+    extra += [f"component {result.component}"] if result.component != "output" else []
+    extra += [f"direction sha256 {result.direction_sha256}"] if result.direction_sha256 else []
+    return result.intervention + (f" ({', '.join(extra)})" if extra else "")
+
+
 def _table(result, about: dict[str, object], settings: Settings) -> str:
     """One row per site; per factor Δ and Δ/‖H_clean‖, with or without the first token as the settings say."""
     if settings.include_first_token:
@@ -227,9 +251,9 @@ def _table(result, about: dict[str, object], settings: Settings) -> str:
         delta, rel, which = result.delta, result.relative_delta, "every token but the first (§3.2)"
     lines = [
         f"model {about['model']} ({about['revision']}), device {about['device']}, dtype {about['dtype']}, "
-        f"layer {result.layer} scaled, {len(result.prompt_lengths)} prompts, factor batch {settings.factor_batch or 'auto'}"
-        + (", prefix replayed" if settings.reuse_prefix else ""),
-        f"Δ = ‖H_clean − H_scaled‖_F over {which}; rel = Δ / ‖H_clean‖ over the same tokens",
+        f"layer {result.layer}, intervention {_intervention_words(result)}, {len(result.prompt_lengths)} prompts, "
+        f"factor batch {settings.factor_batch or 'auto'}" + (", prefix replayed" if settings.reuse_prefix else ""),
+        f"Δ = ‖H_clean − H_intervened‖_F over {which}; rel = Δ / ‖H_clean‖ over the same tokens; s = the strength (factor)",
     ]
     header = f"{'site':<12}"
     for factor in result.factors:

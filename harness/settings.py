@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError
+from harness.intervene.kinds import COMPONENTS, KINDS, POSITIONS, InterventionSpec
 
 # The note's two factors (§2): "reduce by 50%" and "increase to 150%".
 NOTE_FACTORS: tuple[float, ...] = (0.5, 1.5)
@@ -141,6 +142,20 @@ def _prompts_file(text: str) -> Path:
     return path
 
 
+def _direction_file(text: str) -> Path:
+    path = Path(text).expanduser()
+    allowed = "give a .npy or .pt file holding one vector of the model's width"
+    if path.suffix not in (".npy", ".pt"):
+        raise ValueError(f"is not a .npy or .pt file: {allowed}")
+    if not path.exists():
+        raise ValueError(f"does not exist: {allowed}")
+    if not path.is_file():
+        raise ValueError(f"is not a regular file: {allowed}")
+    if not os.access(path, os.R_OK):
+        raise ValueError("cannot be read: check its permissions")
+    return path
+
+
 def parse_layers(text: str) -> str:
     """A layer map's layers as typed: "all", or block indices and ranges, "0-5", "2,4", "0-2,7"; normalised text.
 
@@ -194,6 +209,15 @@ def memory_bytes(size: str) -> int:
     if unit not in _UNITS or not math.isfinite(value) or value <= 0:
         raise ValueError(f"has the size {size!r}: give a positive number with a unit such as 10GiB, 500MB or 2048KiB")
     return int(value * _UNITS[unit])
+
+
+def parse_interventions(text: str) -> str:
+    """An intervention map's kinds as typed: "scale,scale-update,noise"; normalised text, each kind once, in KINDS order."""
+    parts = [p.strip().lower() for p in text.split(",")]
+    unknown = [p for p in parts if p not in KINDS]
+    if unknown:
+        raise ValueError(f"names {unknown[0]!r}, which is no intervention: give kinds from {', '.join(KINDS)}, comma-separated")
+    return ",".join(k for k in KINDS if k in parts)
 
 
 def layers_of(spec: str, n_blocks: int, label: str = "--layers") -> list[int]:
@@ -254,14 +278,38 @@ class Settings:
         _choice(DTYPES),
     )
     layer: int = setting(
-        NOTE_LAYER, "block whose output is scaled, 0 ≤ layer < the model's block count", _integer(0, "a block index such as 2")
+        NOTE_LAYER,
+        "block intervened on (the note scales its output), 0 ≤ layer < the model's block count",
+        _integer(0, "a block index such as 2"),
     )
-    factors: tuple[float, ...] = setting(
-        NOTE_FACTORS, "scaling factor, repeatable", parse_factor, where=(CLI,), flag="--factor", repeat=True
-    )  # the claims use the note's factors and drawn ones, so pytest takes none
+    factors: tuple[float, ...] | None = setting(
+        None,
+        "scaling factor, or the intervention's strength s, repeatable; none: the kind's own (scale: 0.5 and 1.5, the note's)",
+        parse_factor,
+        where=(CLI,),
+        flag="--factor",
+        repeat=True,
+        optional=True,
+    )  # the claims use the note's factors (or the kind's) and drawn ones, so pytest takes none
+    intervention: str = setting(
+        "scale",
+        "the edit of block L's state: " + ", ".join(KINDS) + " (README's Interventions: formula and strength range of each)",
+        _choice(tuple(KINDS)),
+    )
+    positions: str = setting(
+        "all", "tokens edited: all, first (each prompt's first only) or rest (every token but the first)", _choice(POSITIONS)
+    )
+    component: str = setting(
+        "output",
+        "state edited: output (the block's output residual stream), attention or mlp (that sub-layer's write into it)",
+        _choice(COMPONENTS),
+    )
+    direction: Path | None = setting(  # noqa: RUF009 (setting() returns a dataclasses.field)
+        None, "add's vector: a .npy or .pt file of one vector of the model's width (its sha256 is recorded)", _direction_file, optional=True
+    )
     prompts: Path | None = setting(  # noqa: RUF009 (setting() returns a dataclasses.field)
         None,
-        "text file, one prompt per line ('#' lines are comments); pytest reads claims/prompts.txt without it",
+        "text file, one prompt per line ('#' lines are comments); pytest reads the note's corpus (harness/note/prompts.txt) without it",
         _prompts_file,
         optional=True,
     )
@@ -275,7 +323,7 @@ class Settings:
     memory_budget_mb: int = setting(2048, "MiB of activations held at once per chunk of factors", _integer(16, "at least 16 (MiB)"))
     seed: int = setting(
         0,
-        "seed of random-gpt2's weights and of the verdicts' bootstrap intervals, 0 to 2**64 − 1",
+        "seed of random-gpt2's weights, of noise's unit vectors and of the verdicts' bootstrap intervals, 0 to 2**64 − 1",
         _integer(0, f"an integer from 0 to {SEED_MAX} (2**64 − 1, torch's seed range)", SEED_MAX),
     )
     factor_batch: int | None = setting(
@@ -314,18 +362,50 @@ class Settings:
         where=(PYTEST,),
         optional=True,
     )  # the CLI profiles one layer at a time
+    interventions: str | None = setting(
+        None,
+        "intervention map: also judge C1–C6 under each of these kinds (a list such as scale,scale-update,noise) at --layer, "
+        "sharing one clean pass; only --intervention's results (and kinds with a [model.KIND] expectations section) can fail, "
+        "the others are findings",
+        parse_interventions,
+        where=(PYTEST,),
+        optional=True,
+    )  # the CLI profiles one intervention at a time
 
     def validated(self) -> Settings:
         """These settings checked and normalised (numpy integers -> int); raise InputError naming the first bad one."""
-        if not self.factors:
+        if self.factors is not None and not self.factors:
             raise InputError("no factors given: pass at least one, e.g. --factor 0.5 --factor 1.5.")
         if self.max_memory is not None and self.device_map is None:
             raise InputError(
                 f"max_memory {self.max_memory!r} is given without device_map: add --device-map auto, or leave --max-memory out."
             )
-        return dataclasses.replace(
+        out = dataclasses.replace(
             self, **{o.name: _normal(o, getattr(self, o.name), f"{o.name}={getattr(self, o.name)!r}") for o in options()}
         )
+        for kind in out.map_interventions():
+            out.at_intervention(kind).intervention_spec().validated()  # e.g. add in the map needs --direction
+        spec = out.intervention_spec().validated()
+        factors = out.factors if out.factors is not None else spec.kind_row.defaults
+        spec.check_strengths(factors)
+        return dataclasses.replace(out, factors=tuple(factors))
+
+    def intervention_spec(self) -> InterventionSpec:
+        """The intervention these settings name (harness.intervene.kinds), unchecked: call .validated() on it."""
+        mapped_add = self.intervention != "add" and "add" in self.map_interventions()
+        direction = None if mapped_add else self.direction  # --direction is then the map's add's, not this kind's
+        return InterventionSpec(self.intervention, self.positions, self.component, direction, self.seed)
+
+    def map_interventions(self) -> list[str]:
+        """The intervention map's kinds (--interventions), --intervention always among them; [] without a map."""
+        if self.interventions is None:
+            return []
+        named = {*self.interventions.split(","), self.intervention}
+        return [kind for kind in KINDS if kind in named]
+
+    def at_intervention(self, kind: str) -> Settings:
+        """These settings under another kind of the intervention map (positions, component, seed kept)."""
+        return self if kind == self.intervention else dataclasses.replace(self, intervention=kind)
 
     @classmethod
     def from_text(cls, given: Mapping[str, tuple[str | list[str], str]]) -> Settings:
@@ -347,8 +427,9 @@ class Settings:
 
     def as_dict(self) -> dict[str, object]:
         out = dataclasses.asdict(self)
-        out["factors"] = list(self.factors)
+        out["factors"] = list(self.factors) if self.factors is not None else None
         out["prompts"] = str(self.prompts) if self.prompts is not None else None
+        out["direction"] = str(self.direction) if self.direction is not None else None
         return out
 
 
@@ -408,6 +489,8 @@ def _parse(option: Option, text: object, where: str) -> object:
 def _normal(option: Option, value: object, label: str) -> object:
     """A typed value checked the way its parser checks text, and normalised (numpy integers -> int)."""
     if option.repeat:
+        if value is None and option.optional:
+            return None
         if not isinstance(value, tuple | list):
             raise InputError(f"{label} is not allowed: give a list of numbers such as [0.5, 1.5].")
         return tuple(_normal_one(option, one, label) for one in value)

@@ -5,8 +5,8 @@
     pytest claims/ --model minilm --model random-gpt2 --model /tmp/tiny-llama
 
 The weights are random (seeded): the structural claims C0–C2 are meaningful on it, C3–C6 are not
-(they are findings on a model without a section in claims/expectations.toml). The tokenizer is a
-byte-level BPE of 512 tokens trained on claims/prompts.txt, so the corpus has no unknown tokens.
+(they are findings on a model without a section in harness/note/expectations.toml). The tokenizer is a
+byte-level BPE of 512 tokens trained on harness/note/prompts.txt, so the corpus has no unknown tokens.
 Everything is built from transformers' config classes; nothing is downloaded.
 """
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    tok = tokenizer(ROOT / "claims" / "prompts.txt")
+    tok = tokenizer(ROOT / "harness" / "note" / "prompts.txt")
     config = AutoConfig.for_model(
         args.model_type,
         vocab_size=VOCAB,

@@ -254,6 +254,7 @@ def test_the_tiny_checkpoint_script_makes_a_model_the_loader_takes(tmp_path):
     import sys
 
     from harness.model.prompts import read_prompts, tokenize
+    from harness.note import PROMPTS
 
     root = Path(__file__).resolve().parent.parent
     out = tmp_path / "tiny-neox"
@@ -266,7 +267,7 @@ def test_the_tiny_checkpoint_script_makes_a_model_the_loader_takes(tmp_path):
     subject = load_subject(str(out))
     assert subject.n_blocks == 2 and subject.head is not None
     assert subject.describe()["first_token"].startswith("BOS '<s>'")
-    assert tokenize(subject, read_prompts(root / "claims" / "prompts.txt")).n_unknown == 0  # its BPE spells the whole corpus
+    assert tokenize(subject, read_prompts(PROMPTS)).n_unknown == 0  # its BPE spells the whole corpus
     again = subprocess.run(
         [sys.executable, str(root / "scripts" / "tiny_checkpoint.py"), "llama", str(out)], capture_output=True, text=True
     )

@@ -22,7 +22,9 @@ import numpy as np
 import pytest
 
 from harness import load_subject, profile
-from harness.judge.judgement import HOLDS, INVARIANT_SHARE, REFUTED, ZERO_RELATIVE, invariant_sites, judge_c0
+from harness.judge.verdict import HOLDS, REFUTED
+from harness.note.c0_causality import invariant_sites, judge_c0
+from harness.note.thresholds import INVARIANT_SHARE, ZERO_RELATIVE
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPTS = ["The cat sat on the mat.", "A quick brown fox jumps over the lazy dog again.", "Layers scale, and norms follow."]

@@ -53,8 +53,8 @@ def test_bad_options_stop_the_session_with_one_message(args, message, tmp_path):
 
 
 def _flipped(tmp_path: Path, claim: str, verdict: str) -> Path:
-    """A copy of claims/expectations.toml with minilm's `claim` expecting `verdict`."""
-    text = (ROOT / "claims" / "expectations.toml").read_text(encoding="utf-8")
+    """A copy of harness/note/expectations.toml with minilm's `claim` expecting `verdict`."""
+    text = (ROOT / "harness" / "note" / "expectations.toml").read_text(encoding="utf-8")
     section = text[text.index("[minilm]") :]
     line = next(ln for ln in section.splitlines() if ln.startswith(f"{claim} = "))
     path = tmp_path / "expectations.toml"

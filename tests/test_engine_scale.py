@@ -19,7 +19,7 @@ import torch
 
 from harness import CleanPass, load_subject, profile, read_prompts
 
-CORPUS = Path(__file__).resolve().parents[1] / "claims" / "prompts.txt"
+CORPUS = Path(__file__).resolve().parents[1] / "harness" / "note" / "prompts.txt"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def gpt2():
 
 
 def _ten_times_the_corpus() -> list[str]:
-    """10× claims/prompts.txt, each line cut to its first 3 to 6 words and numbered, so it stays fast."""
+    """10× harness/note/prompts.txt, each line cut to its first 3 to 6 words and numbered, so it stays fast."""
     base = read_prompts(CORPUS)
     return [" ".join(line.split()[: 3 + k % 4]) + f" ({k})" for k in range(10) for line in base]
 
@@ -108,7 +108,7 @@ def test_replay_records_block_inputs_only_when_asked(gpt2):
 
 
 def test_progress_hook_counts_chunks(gpt2, capsys):
-    from harness.measure.sweep import terminal_progress
+    from harness.measure.clean import terminal_progress
 
     prompts = _ten_times_the_corpus()[::18]
     seen: list[tuple[int, int]] = []

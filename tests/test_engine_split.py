@@ -34,7 +34,7 @@ def test_profile_survives_its_json_round_trip():
         Profile.from_dict({k: v for k, v in prof.to_dict().items() if k != "delta"})
 
 
-@pytest.mark.parametrize("module", ["harness.measure.record", "harness.judge.judgement"])
+@pytest.mark.parametrize("module", ["harness.measure.record", "harness.judge.verdict", "harness.note"])
 def test_reading_and_judging_a_profile_imports_no_torch(module):
     code = f"import sys, {module}; print(sorted(m for m in ('torch', 'transformers', 'harness.measure.sweep') if m in sys.modules))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
@@ -49,7 +49,7 @@ def test_harness_profile_module_does_not_reexport_the_engine():
     from harness import CleanPass
     from harness import profile as function
 
-    assert callable(function) and function.__module__ == "harness.measure.sweep" and CleanPass.__module__ == "harness.measure.sweep"
+    assert callable(function) and function.__module__ == "harness.measure.sweep" and CleanPass.__module__ == "harness.measure.clean"
 
 
 def test_block_output_is_unpacked_in_one_place():
@@ -58,6 +58,6 @@ def test_block_output_is_unpacked_in_one_place():
     assert block_output((hidden, "extra")) is hidden
     assert call_without_hidden((hidden, "mask"), {"k": 1}) == (("mask",), {"k": 1})
     assert call_without_hidden((), {"hidden_states": hidden, "k": 1}) == ((), {"k": 1})
-    engine = ["measure/capture.py", "intervene/scale.py", "measure/replay.py", "measure/sweep.py"]
+    engine = ["measure/capture.py", "intervene/protocol.py", "intervene/edits.py", "measure/replay.py", "measure/sweep.py"]
     for name in engine:  # the isinstance(output, Tensor) test lives in harness/model/sites.py alone
         assert "else output[0]" not in (ROOT / "harness" / name).read_text(), name

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import cli
-from harness.judge.judgement import CLAIMS
+from harness.note import CLAIMS
 from harness.report import write
 from tests.test_report_pytester import fake_suite
 
@@ -231,7 +231,7 @@ def corpus(tmp_path: Path) -> Path:
 
 def _expectations_copy(tmp_path: Path) -> Path:
     path = tmp_path / "expectations.toml"
-    path.write_text((ROOT / "claims" / "expectations.toml").read_text() + "# a comment of mine, at the end\n")
+    path.write_text((ROOT / "harness" / "note" / "expectations.toml").read_text() + "# a comment of mine, at the end\n")
     os.chmod(path, 0o640)
     return path
 

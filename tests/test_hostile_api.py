@@ -266,9 +266,9 @@ def earlier_report(tmp_path):
             NO_MODEL,
             {"HARNESS_PROMPTS": ""},
             "HARNESS_PROMPTS is set but empty: set it to a value (text file, one prompt per line ('#' lines are comments); "
-            "pytest reads claims/prompts.txt without it), or unset it (unset HARNESS_PROMPTS) for its default.",
+            "pytest reads the note's corpus (harness/note/prompts.txt) without it), or unset it (unset HARNESS_PROMPTS) for its default.",
         ),
-        (NO_MODEL, {"HARNESS_LAYER": " "}, "HARNESS_LAYER is set but empty: set it to a value (block whose output is scaled"),
+        (NO_MODEL, {"HARNESS_LAYER": " "}, "HARNESS_LAYER is set but empty: set it to a value (block intervened on"),
         (
             NO_MODEL,
             {"HARNESS_EXPECTATIONS": ""},

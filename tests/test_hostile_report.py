@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 from harness import cli
 from harness.judge.expectations import Expectation, load_expectations, write_expectations
 from harness.judge.outcome import FINDING, STATUSES, ClaimOutcome, status_of
+from harness.note import CLAIMS
 from harness.report import write
 from harness.report.merge import main as merge_main
 from harness.report.outcomes import ItemResult, build_document
 from harness.report.render import STATUS_STYLES, css_class, render_html
-from harness.suite.runs import LAYER_MAP_CLAIMS
 from tests import test_hostile as hostile
 from tests.test_report_pytester import fake_suite
 
@@ -75,7 +75,7 @@ def _inputs(folder: Path) -> None:
     (folder / "model").mkdir()
     (folder / "model" / "config.json").write_text('{"model_type": "llama"}')
     for name in ("e.json", "e.toml"):
-        (folder / name).write_text((ROOT / "claims" / "expectations.toml").read_text())
+        (folder / name).write_text((ROOT / "harness" / "note" / "expectations.toml").read_text())
     for name in ("run.json", "run2.html"):
         (folder / name).write_text(hostile.PROMPTS)
 
@@ -179,7 +179,7 @@ def test_update_expectations_at_one_layer_leaves_a_new_models_other_layers_unjud
 )
 def test_a_section_for_the_note_layer_or_a_padded_layer_is_refused(suite, tmp_path, key, message):
     path = tmp_path / "e.toml"
-    path.write_text((ROOT / "claims" / "expectations.toml").read_text() + f'\n[minilm.{key}]\nC2 = "refuted"\n')
+    path.write_text((ROOT / "harness" / "note" / "expectations.toml").read_text() + f'\n[minilm.{key}]\nC2 = "refuted"\n')
     before = hostile._snapshot(tmp_path)
     hostile._one_line(suite(*NO_MODEL, "--expectations", str(path), "--no-report"), 4, message)
     assert hostile._snapshot(tmp_path) == before
@@ -405,7 +405,7 @@ def layer_map_document(outcomes: list[ClaimOutcome], info: dict, models=("minilm
     for model in models:
         for layer in layers:
             for o in outcomes:
-                if layer != judged and o.claim not in LAYER_MAP_CLAIMS:
+                if layer != judged and not CLAIMS[o.claim].layer_map:
                     continue
                 expected = o.expected if layer == judged else FINDING
                 evidence = dict(o.evidence)

@@ -8,31 +8,19 @@ import json
 import numpy as np
 import pytest
 
-from harness.judge import judgement
 from harness.judge.expectations import Expectation, load_expectations, summarize, write_expectations
-from harness.judge.judgement import (
-    CLAIMS,
-    DROP_MIN,
-    FIRST_TOKEN_RATIO,
-    GROWTH_STEP,
-    HOLDS,
-    JUMP_RELATIVE,
-    PROMPT_SHARE,
-    REFUTED,
-    SLIGHT_DROP_MAX,
-    ZERO_RELATIVE,
-    final_readings,
-    judge_c0,
-    judge_c1,
-    judge_c2,
-    judge_c3,
-    judge_c4,
-    judge_c5,
-    predicted_crossing_length,
-    predicted_first_token_ratio,
-)
 from harness.judge.outcome import FINDING
+from harness.judge.verdict import HOLDS, PROMPT_SHARE, REFUTED
 from harness.measure.record import Profile
+from harness.note import CLAIMS, c3_growth, c4_final_drop, spans
+from harness.note.c0_causality import judge_c0
+from harness.note.c1_no_change_before import judge_c1
+from harness.note.c2_jump_at_layer import judge_c2
+from harness.note.c3_growth import judge_c3
+from harness.note.c4_final_drop import judge_c4
+from harness.note.c5_first_token import judge_c5, predicted_crossing_length, predicted_first_token_ratio
+from harness.note.spans import final_readings
+from harness.note.thresholds import DROP_MIN, FIRST_TOKEN_RATIO, GROWTH_STEP, INVARIANT_SHARE, JUMP_RELATIVE, SLIGHT_DROP_MAX, ZERO_RELATIVE
 
 SITES = ("embed", *(f"block.{i}" for i in range(6)), "final_norm")  # 6 blocks and a final norm
 
@@ -138,7 +126,7 @@ def test_c0_over_layers():
     moving_norm[5] = make([0] * 6 + [1, 0.2], layer=5)  # the final norm moved by 20 % of the scaling: not invariant
     verdict = judge_c0(moving_norm)
     assert verdict.verdict == REFUTED and "block 5: final_norm moved by 0.2 of the scaling" in verdict.reason
-    assert verdict.margin == pytest.approx(judgement.INVARIANT_SHARE - 0.2)
+    assert verdict.margin == pytest.approx(INVARIANT_SHARE - 0.2)
     leaked = dict(moved)
     leaked[3] = make([0, 0, 0.5, 0, 1, 1, 1, 1], layer=3)
     verdict = judge_c0(leaked)
@@ -249,11 +237,11 @@ def test_fragile_flips_when_the_threshold_moves_inside_the_interval(monkeypatch)
     low, high = steady.ci95
     assert steady.verdict == HOLDS and not steady.fragile and low > GROWTH_STEP
     inside = (low + steady.statistic) / 2  # below the statistic, inside the interval
-    monkeypatch.setattr(judgement, "GROWTH_STEP", inside)
+    monkeypatch.setattr(c3_growth, "GROWTH_STEP", inside)
     moved = judge_c3(prof)
     assert moved.evidence["aggregate_holds"] is True  # the aggregate still clears it (the prompt share may not)
     assert moved.fragile is True and moved.threshold == inside and moved.ci95 == (low, high)
-    monkeypatch.setattr(judgement, "GROWTH_STEP", low - 1e-9)  # just outside again
+    monkeypatch.setattr(c3_growth, "GROWTH_STEP", low - 1e-9)  # just outside again
     assert judge_c3(prof).fragile is False
 
 
@@ -262,7 +250,7 @@ def test_c4_reports_the_bound_at_risk(monkeypatch):
     verdict = judge_c4(prof)
     assert verdict.evidence["threshold_bounds"] == [DROP_MIN, SLIGHT_DROP_MAX] and verdict.fragile is False
     _, high = verdict.ci95
-    monkeypatch.setattr(judgement, "SLIGHT_DROP_MAX", (verdict.statistic + high) / 2)  # the upper bound moves inside
+    monkeypatch.setattr(c4_final_drop, "SLIGHT_DROP_MAX", (verdict.statistic + high) / 2)  # the upper bound moves inside
     moved = judge_c4(prof)
     assert moved.fragile is True and moved.threshold == (verdict.statistic + high) / 2 and moved.verdict == REFUTED
 
@@ -296,7 +284,7 @@ def test_c3_and_c4_list_each_prompts_statistic():
     prof = corpus(np.array([good, flat]).T)
     c3, c4 = judge_c3(prof), judge_c4(prof)
     assert c3.evidence["prompt_statistic"] == pytest.approx([6 / 5, 0.0])
-    assert c3.evidence["prompt_nonlinearity"][0] == pytest.approx(judgement._nonlinearity(np.array([5, 6, 8])))
+    assert c3.evidence["prompt_nonlinearity"][0] == pytest.approx(spans.nonlinearity(np.array([5, 6, 8])))
     assert c4.evidence["prompt_statistic"][0] == pytest.approx(1 - 7.5 / 8)
     assert c4.evidence["prompt_statistic"][1] is None  # 1 − 2/0 = −inf: JSON has no infinity
     assert c3.evidence["prompt_lengths"] == [8, 8]

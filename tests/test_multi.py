@@ -85,7 +85,7 @@ def test_two_models_one_report_each_freed_before_the_next_and_expectations_per_m
     for name in list(os.environ):
         if name.startswith(("HARNESS_", "HYPOTHESIS_")):
             monkeypatch.delenv(name)
-    text = (ROOT / "claims" / "expectations.toml").read_text(encoding="utf-8")
+    text = (ROOT / "harness" / "note" / "expectations.toml").read_text(encoding="utf-8")
     without = tmp_path / "expectations.toml"  # random-gpt2 has no section: its empirical claims are findings
     without.write_text(text[: text.index("[random-gpt2]")], encoding="utf-8")
     report = tmp_path / "two.html"

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from harness.judge.bootstrap import RESAMPLES, resample_counts
-from harness.judge.judgement import CLAIMS, HOLDS, KL_MATERIAL, NOT_APPLICABLE, REFUTED, THRESHOLDS, TOP1_MAX, judge_c6
-from harness.judge.outcome import thresholds_for
+from harness.judge.verdict import HOLDS, NOT_APPLICABLE, REFUTED
 from harness.measure.record import Profile
+from harness.note import CLAIMS
+from harness.note.c6_predictions import judge_c6
+from harness.note.thresholds import KL_MATERIAL, THRESHOLDS, TOP1_MAX
 
 
 def make(kl_pp: list[float], top1_pp: list[float], positions: list[int], per_prompt: bool = True) -> Profile:
@@ -48,7 +50,7 @@ def test_c6_is_the_derived_claim_with_its_thresholds():
     assert claim.section == "§4" and claim.derived.startswith("derived from the conclusion") and claim.needs == ">="
     assert claim.empirical and all(not CLAIMS[c].derived for c in ("C0", "C1", "C2", "C3", "C4", "C5"))
     assert THRESHOLDS["KL_MATERIAL"] == KL_MATERIAL == 0.1 and THRESHOLDS["TOP1_MAX"] == TOP1_MAX == 0.9
-    assert set(thresholds_for("C6")) == {"KL_MATERIAL", "TOP1_MAX", "PROMPT_SHARE"}
+    assert set(CLAIMS["C6"].threshold_values()) == {"KL_MATERIAL", "TOP1_MAX", "PROMPT_SHARE"}
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harness import CleanPass, load_subject, profile
-from harness.measure.sweep import _prompt_chunks
+from harness.measure.clean import prompt_chunks
 from harness.model.prompts import tokenize
 
 PROMPTS = [
@@ -67,7 +67,7 @@ def test_chunks_keep_padding_small_and_results_unchanged() -> None:
     rng = np.random.default_rng(0)
     prompts = ["x" + "y" * int(n) for n in rng.integers(4, 60, size=40)]
     tokens = tokenize(subject, prompts)
-    chunks = _prompt_chunks(subject, tokens, 512 * 2**20)
+    chunks = prompt_chunks(subject, tokens, 512 * 2**20)
     assert sorted(i for c in chunks for i in c) == list(range(len(prompts)))
     padded = sum(len(c) * max(tokens.lengths[i] for i in c) for c in chunks)
     one_batch = len(prompts) * max(tokens.lengths)

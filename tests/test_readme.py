@@ -5,7 +5,7 @@ python -m tests.test_readme      # prints the options table as the README should
 
 from pathlib import Path
 
-from harness.judge.judgement import CLAIMS
+from harness.note import CLAIMS
 from harness.settings import CLI, PYTEST, options
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -30,9 +30,16 @@ def test_the_options_table_is_the_settings():
 
 
 def test_every_claim_has_a_row_in_the_claims_table():
+    """Each note claim's row starts with its record's id and section (harness/note/, Claim.section)."""
     lines = README.read_text(encoding="utf-8").splitlines()
-    for claim in CLAIMS:
-        assert any(line.startswith(f"| {claim} |") for line in lines), f"README's claims table has no row for {claim}"
+    start = lines.index("| id | § | claim (our words) | statistic | judged by |")
+    rows = lines[start + 2 : start + 2 + next(n for n, line in enumerate(lines[start + 2 :]) if not line.startswith("|"))]
+    for claim in CLAIMS.values():
+        row = next((line for line in rows if line.startswith(f"| {claim.id} |")), None)
+        assert row is not None, f"README's claims table has no row for {claim.id}"
+        section = row.split("|")[2].strip()
+        assert section.startswith(claim.section), f"{claim.id}'s row names {section!r}, its record {claim.section!r}"
+        assert ("(derived)" in row) == bool(claim.derived), f"{claim.id}'s row and its record differ on whether it is derived"
 
 
 def test_no_placeholder_left():

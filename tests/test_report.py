@@ -16,8 +16,8 @@ from typing import ClassVar
 
 import pytest
 
-from harness.judge.judgement import CLAIMS
 from harness.judge.outcome import ClaimOutcome, OutcomeError
+from harness.note import CLAIMS
 from harness.report import build_document, plots, render_html, write_report
 from harness.report.outcomes import ItemResult, check_travels, claim_of
 from harness.report.render import fmt
@@ -543,7 +543,7 @@ def test_without_a_matrix_the_page_computes_the_same_cells(sample):
 
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory) -> Path:
-    """The report of real minilm measurements on the suite's default corpus (claims/prompts.txt), as `pytest claims/` makes it."""
+    """The report of real minilm measurements on the suite's default corpus (harness/note/prompts.txt), as `pytest claims/` makes it."""
     from harness.report.sample import corpus
 
     outcomes, info = sample_run("minilm", prompts=corpus())

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.judge.judgement import CLAIMS
 from harness.judge.outcome import FINDING_HOLDS, FINDING_REFUTED
+from harness.note import CLAIMS
 from harness.report import write_report
 from harness.report.render import STATUS_STYLES, css_class
 from harness.report.sample import sample_run

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.judge.judgement import CLAIMS
+from harness.note import CLAIMS
 from harness.report.render import fmt
 from tests.test_report import XSS, Tree, parse
 
@@ -183,6 +183,8 @@ def test_C4_not_applicable(record):
 
 
 def fake_suite(pytester: pytest.Pytester, extra_tests: str = "") -> None:
+    """The report plugin alone: the installed suite plugin (a pytest11 entry point) is switched off."""
+    pytester.makeini("[pytest]\naddopts = -p no:harness.suite.plugin\n")
     pytester.makeconftest(FAKE_CONFTEST)
     claims = pytester.mkdir("claims")
     (claims / "test_fake.py").write_text(FAKE_TESTS + extra_tests)

@@ -22,8 +22,9 @@ import pytest
 from harness import cli
 from harness.errors import InputError
 from harness.judge.expectations import Expectation, load_expectations, read_table, write_expectations
-from harness.judge.judgement import CLAIMS, Verdict
 from harness.judge.outcome import STATUSES, ClaimOutcome, Example, status_of
+from harness.judge.verdict import Verdict
+from harness.note import CLAIMS
 from harness.settings import CLI, PYTEST, Settings, options
 
 pytest_plugins = ["pytester"]
@@ -125,7 +126,9 @@ def _outcome() -> ClaimOutcome:
         "C4", "refuted", -math.inf, "drop = -inf", "Δ rises", evidence, statistic=0.25, threshold=0.5, ci95=(0.1, math.inf), fragile=True
     )
     examples = (Example(0.7, "refuted", "refuted", -0.2, "drop -0.2", {"layer": 3}),)
-    return ClaimOutcome.measured(verdict, "holds", nodeid="claims/x.py::test_C4_x", model="m", layer=5, factor=0.5, examples=examples)
+    return ClaimOutcome.measured(
+        verdict, CLAIMS["C4"], "holds", nodeid="claims/x.py::test_C4_x", model="m", layer=5, factor=0.5, examples=examples
+    )
 
 
 def test_an_outcome_survives_its_json_round_trip_unchanged():
@@ -212,7 +215,7 @@ def test_updating_keeps_comments_reasons_other_layers_and_the_mode(tmp_path):
     ("text", "message"),
     [
         ('minilm = "holds"\n', "minilm = 'holds' is not a section"),
-        ('[minilm]\nC9 = "holds"\n', "[minilm] names 'C9'"),
+        ('[minilm]\n"9 lives" = "holds"\n', "[minilm] names '9 lives': a claim id"),
         ('[minilm]\nC1 = "maybe"\n', "[minilm] C1 expects 'maybe'"),
         ('[minilm]\nC1 = { verdict = "holds", why = "x" }\n', "C1 has 'why'"),
         ('[minilm.layer-4]\nC1 = "nope"\n', "[minilm.layer-4] C1 expects 'nope'"),
@@ -227,7 +230,7 @@ def test_a_malformed_expectations_file_names_the_offending_key(tmp_path, text, m
 
 
 def test_every_claim_in_the_shipped_file_is_known():
-    table = read_table(Path(__file__).resolve().parent.parent / "claims" / "expectations.toml")
+    table = read_table(Path(__file__).resolve().parent.parent / "harness" / "note" / "expectations.toml")
     assert set(table["minilm"]) <= set(CLAIMS)
 
 

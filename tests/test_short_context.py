@@ -21,7 +21,7 @@ from harness.cli import main as cli_main
 from harness.model.prompts import read_prompts
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "claims" / "prompts.txt"
+CORPUS = ROOT / "harness" / "note" / "prompts.txt"
 POSITIONS = 256
 
 

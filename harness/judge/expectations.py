@@ -1,6 +1,6 @@
 """Expectations: the verdict each claim is expected to get on each model and layer, with a reason.
 
-    table = load_expectations(Path("claims/expectations.toml"), "minilm", layer=2)
+    table = load_expectations(Path("harness/note/expectations.toml"), "minilm", layer=2)
     table["C3"]          # Expectation(verdict="refuted", reason="post-LN encoder: ...", where="[minilm]")
 
 The file has one section per model, measured at the note's layer (2), and a sub-section per other
@@ -12,6 +12,8 @@ is expected to hold, as the note states it. Two cases judge nothing and record a
   entries for layer 2): its empirical claims (Claim.empirical: C3, C4, C5, ...) are findings, since
   the note says nothing about its weights; its structural claims (C0, C1, C2) still hold for any
   weights when the hook is right, so they are held to the note;
+- a run under another intervention than the note's scaling (`--intervention noise`): only its own
+  sub-section (`[minilm.noise]`) can fail a test; without one every claim is a finding;
 - a layer of the layer map (`--layers`) other than the judged one (`judged`, the run's --layer), unless
   the model's section has that layer's sub-section. A verdict that differs from its expectation fails the
 test in both directions. `[M.layer-2]` (the note's layer is `[M]` itself) and `[M.layer-04]` (never
@@ -32,18 +34,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.judge.judgement import CLAIMS, HOLDS, NOT_APPLICABLE, REFUTED, VERDICTS
+from harness.intervene.kinds import DEFAULT_KIND, KINDS
+from harness.judge.claim import CLAIMS, Claim
 from harness.judge.outcome import FINDING
+from harness.judge.verdict import HOLDS, NOT_APPLICABLE, REFUTED, VERDICTS
 from harness.settings import NOTE_LAYER
 
 HEADER = """\
-# Expected verdict of each claim (harness.judge.judgement.CLAIMS) on each model: holds, refuted or not-applicable.
+# Expected verdict of each claim (harness.judge.claim.CLAIMS) on each model: holds, refuted or not-applicable.
 # [model]: measured at the note's layer (2); [model.layer-N]: measured with --layer N. A layer without
 # its own section is held to the model's section. gpt2: the note's claims as stated.
 # A run whose verdict differs from its expectation fails, in both directions.
 # Rewrite a model's entries from a run with: pytest claims/ --model NAME [--layer N] --update-expectations
 """
 _LAYER_KEY = re.compile(r"^layer-(\d+)$")
+_CLAIM_ID = re.compile(r"[A-Za-z][\w.-]*")  # a claim no test defines is allowed: its entry waits for its claim
+INTERVENTION_SECTIONS = tuple(k for k in KINDS if k != DEFAULT_KIND)  # [model.noise]: expectations under another intervention
 
 
 @dataclass(frozen=True)
@@ -58,38 +64,82 @@ def layer_key(layer: int) -> str | None:
     return None if layer == NOTE_LAYER else f"layer-{layer}"
 
 
-def load_expectations(path: Path, model: str, layer: int = NOTE_LAYER, *, judged: int | None = None) -> dict[str, Expectation]:
-    """The expectation of every claim for `model` at `layer`; see the module docstring for the order.
-
-    `judged`: the run's judged layer when `layer` is one of a layer map's (None: `layer` is judged).
+def load_expectations(
+    path: Path,
+    model: str,
+    layer: int = NOTE_LAYER,
+    *,
+    judged: int | None = None,
+    claims: Iterable[Claim] | None = None,
+    intervention: str = DEFAULT_KIND,
+) -> dict[str, Expectation]:
+    """The expectation of every claim (`claims`, default every registered one) for `model` at `layer`; see the
+    module docstring for the order. `judged`: the run's judged layer when `layer` is one of a layer map's.
+    `intervention`: a kind other than the note's scaling is judged by its own section only
+    (`[minilm.noise]`, at the judged layer); without one, or for a claim it does not name, a finding.
     """
+    judged_claims = {c.id: c for c in claims} if claims is not None else dict(CLAIMS)
     table = read_table(path)
     section = table.get(model, {})
+    if intervention != DEFAULT_KIND:
+        other_layer = judged is not None and layer != judged
+        return _intervention_expectations(section.get(intervention), model, intervention, other_layer, judged_claims)
     key = layer_key(layer)
     at_layer = key is not None and key in section
     if judged is not None and layer != judged and not at_layer:
         why = f"layer map: block {layer} is not the judged layer {judged} and [{model}] has no {key or 'layer'} section"
-        return {claim: Expectation(FINDING, why, "the layer map") for claim in CLAIMS}
-    own = {claim: entry for claim, entry in section.items() if not _LAYER_KEY.match(claim)}  # the note's layer's entries
-    if not own:  # no section, or only other layers' (`[M.layer-4]` alone): at this layer the note is all there is
+        return {claim: Expectation(FINDING, why, "the layer map") for claim in judged_claims}
+    own = {  # the note's layer's entries: not the sub-sections of other layers or other interventions
+        claim: entry for claim, entry in section.items() if not _LAYER_KEY.match(claim) and claim not in INTERVENTION_SECTIONS
+    }
+    if not own:  # no section, or only sub-sections (`[M.layer-4]` alone): at this layer the note is all there is
         found = f"{path.name} has no [{model}] section: measured, not judged (--update-expectations records it)"
         if section:
             others = ", ".join(f"[{model}.{key}]" for key in section)
             found = f"{path.name} has no entries for {model} at block {layer}, only {others}: measured, not judged"
         out = {
             claim: Expectation(FINDING, found, "no section") if meta.empirical else Expectation(HOLDS, "the note's claim; structural")
-            for claim, meta in CLAIMS.items()
+            for claim, meta in judged_claims.items()
         }
     else:
-        out = {claim: Expectation(HOLDS, "the note's claim, as stated") for claim in CLAIMS}
+        out = {claim: Expectation(HOLDS, "the note's claim, as stated") for claim in judged_claims}
     layers = [(own, f"[{model}]")]
     if at_layer:
         layers.append((section[key], f"[{model}.{key}]"))
     for entries, where in layers:
         for claim, entry in entries.items():
-            if claim in CLAIMS:
+            if claim in judged_claims:
                 verdict, reason = _entry(entry)
                 out[claim] = Expectation(verdict, reason, where)
+    return out
+
+
+def default_expectation(claim: Claim, table: Mapping[str, Expectation]) -> Expectation:
+    """The expectation of a claim the table does not hold (made after it was read): as its kind's, with no section."""
+    known = next(iter(table.values()), None)
+    if known is not None and known.where in ("the layer map", "no section"):
+        return known if claim.empirical or known.where == "the layer map" else Expectation(HOLDS, "the claim, as stated; structural")
+    if known is not None and _INTERVENTION_WHERE.match(known.where):
+        return Expectation(FINDING, f"{known.where.removeprefix('no ')} does not name it: measured, not judged", known.where)
+    return Expectation(HOLDS, "the claim, as stated")
+
+
+_INTERVENTION_WHERE = re.compile(r"^(no )?\[[^\]]+\.(" + "|".join(map(re.escape, INTERVENTION_SECTIONS)) + r")\]$")
+
+
+def _intervention_expectations(
+    entries: dict | None, model: str, kind: str, other_layer: bool, claims: Mapping[str, Claim]
+) -> dict[str, Expectation]:
+    """Expectations under a non-default intervention: its section's entries; every other claim a finding."""
+    where = f"[{model}.{kind}]"
+    if other_layer or entries is None:
+        why = "a layer map's layer under " + kind if other_layer else f"no {where} section: measured under {kind}, not judged"
+        return {claim: Expectation(FINDING, why, f"no {where}") for claim in claims}
+    out = {claim: Expectation(FINDING, f"{where} does not name it: measured, not judged", where) for claim in claims}
+    for claim, entry in entries.items():
+        if claim in claims:
+            verdict, reason = _entry(entry)
+            out[claim] = Expectation(verdict, reason, where)
     return out
 
 
@@ -155,7 +205,7 @@ def check_path(path: Path, label: str, *, creating: bool) -> None:
     `label` names the value and where it came from: "--expectations 'x.toml'" or "HARNESS_EXPECTATIONS='x.toml'".
     """
     if path.is_dir():
-        raise InputError(f"{label} is a directory: give a TOML file such as claims/expectations.toml.")
+        raise InputError(f"{label} is a directory: give a TOML file such as harness/note/expectations.toml.")
     if path.is_file():
         return
     if not creating:
@@ -181,9 +231,10 @@ def read_table(path: Path) -> dict[str, dict]:
                 'e.g. C3 = { verdict = "refuted", reason = "..." }.'
             )
         for key, value in section.items():
-            match = _LAYER_KEY.match(key)
-            if match and isinstance(value, dict):
-                _check_layer_key(path, model, key, int(match.group(1)))
+            layer = _LAYER_KEY.match(key)
+            if (layer or key in INTERVENTION_SECTIONS) and isinstance(value, dict):
+                if layer:
+                    _check_layer_key(path, model, key, int(layer.group(1)))
                 for claim, entry in value.items():
                     _claim_entry(path, f"{model}.{key}", claim, entry)
             else:
@@ -208,8 +259,8 @@ def _check_layer_key(path: Path, model: str, key: str, layer: int) -> None:
 
 
 def _claim_entry(path: Path, where: str, claim: str, entry: object) -> None:
-    if claim not in CLAIMS:
-        raise InputError(f"{path}: [{where}] names {claim!r}: known claims are {', '.join(CLAIMS)}, and layer-N sections.")
+    if not _CLAIM_ID.fullmatch(claim):
+        raise InputError(f"{path}: [{where}] names {claim!r}: a claim id (letters, digits, '-', '_', '.'), or a layer-N section.")
     if isinstance(entry, dict):
         unknown = sorted(set(entry) - {"verdict", "reason"})
         if unknown:

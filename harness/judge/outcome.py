@@ -1,6 +1,6 @@
 """The claim outcome: what one claim test hands the report and `--update-expectations`, as one record.
 
-    outcome = ClaimOutcome.measured(verdict, expectation, nodeid=item.nodeid, model="minilm", layer=2,
+    outcome = ClaimOutcome.measured(verdict, claim, expectation, nodeid=item.nodeid, model="minilm", layer=2,
                                     source="note", factor=0.5)
     text = outcome.to_json()                       # strict JSON: inf/nan spelled "inf", "-inf", "nan"
     ClaimOutcome.from_json(text) == outcome        # the round trip is exact
@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.judge.judgement import CLAIMS, HOLDS, NOT_APPLICABLE, REFUTED, THRESHOLDS, VERDICTS, Verdict
+from harness.judge.verdict import HOLDS, NOT_APPLICABLE, REFUTED, VERDICTS, Verdict
 
 PROPERTY = "claim_outcome"  # the user property's name
 
@@ -55,12 +55,6 @@ def status_of(verdict: str, expected: str) -> str:
     if verdict == HOLDS:
         return HOLDS_STATUS if expected == HOLDS else UNEXPECTED_PASS
     return REFUTED_AS_EXPECTED if expected == REFUTED else REFUTED_STATUS
-
-
-def thresholds_for(claim: str) -> dict[str, object]:
-    """The named thresholds claim `claim`'s rule uses (those its test text names, and the prompt share)."""
-    test = CLAIMS[claim].test if claim in CLAIMS else ""
-    return {name: value for name, value in THRESHOLDS.items() if name in test or (name == "PROMPT_SHARE" and claim != "C0")}
 
 
 def finite(value: object) -> object:
@@ -102,7 +96,7 @@ class ClaimOutcome:
     """One claim test's outcome; see the module docstring. Plain JSON data inside (lists, not tuples)."""
 
     claim: str
-    verdict: str  # measured: one of harness.judge.judgement.VERDICTS
+    verdict: str  # measured: one of harness.judge.verdict.VERDICTS
     expected: str  # the expectation it was held to
     status: str  # status_of(verdict, expected), or "not applicable"
     margin: float | None  # > 0: held with that much room; None: not finite
@@ -115,14 +109,23 @@ class ClaimOutcome:
     statement: str = ""
     test: str = ""
     thresholds: dict[str, object] = field(default_factory=dict)
+    statistic_name: str = ""  # the statistic in words (Claim.statistic)
+    needs: str = ""  # how the statistic compares with its threshold (Claim.needs)
+    figure: str = ""  # what the report draws for the claim (Claim.figure)
+    layer_map: bool = False  # judged at every layer of --layers (Claim.layer_map)
+    intervention_map: bool = False  # judged under every kind of --interventions (Claim.intervention_map)
+    empirical: bool | None = None
+    derived: str = ""
     # where and how it was measured
     nodeid: str = ""
     model: str = ""
     layer: int | None = None
+    intervention: str = "scale"  # the kind it was measured under (harness.intervene.kinds; the run record has the rest)
+    under: str = ""  # what the claim's rule means under that intervention (Claim.meaning_under); "" under the note's scaling
     source: str = "note"  # "note": one of the note's factors; "hypothesis": drawn examples; "applicability"
     factor: float | None = None
     expectation_reason: str = ""
-    # how sure the verdict is (harness.judge.judgement.Verdict), None where not measured
+    # how sure the verdict is (harness.judge.verdict.Verdict), None where not measured
     statistic: float | str | None = None
     threshold: float | str | None = None
     ci95: tuple[float | str | None, float | str | None] | None = None
@@ -144,19 +147,23 @@ class ClaimOutcome:
     def measured(
         cls,
         verdict: Verdict,
+        claim: object,
         expected: str,
         *,
         expectation_reason: str = "",
         nodeid: str = "",
         model: str = "",
         layer: int | None = None,
+        intervention: object | None = None,
         source: str = "note",
         factor: float | None = None,
         evidence: Mapping[str, object] | None = None,
         examples: tuple[Example, ...] = (),
     ) -> ClaimOutcome:
-        """The outcome of `verdict` held to `expected`, with the claim's wording and thresholds of today."""
-        meta = CLAIMS[verdict.claim]
+        """The outcome of `verdict` held to `expected`, with the wording and thresholds of `claim` (its Claim record);
+        `intervention`: the InterventionSpec it was measured under (None: the note's scaling)."""
+        meta = claim
+        spec = intervention
         return cls(
             claim=verdict.claim,
             verdict=verdict.verdict,
@@ -170,10 +177,19 @@ class ClaimOutcome:
             title=meta.title,
             statement=meta.statement,
             test=meta.test,
-            thresholds=thresholds_for(verdict.claim),
+            thresholds=meta.threshold_values(),
+            statistic_name=meta.statistic,
+            needs=meta.needs,
+            figure=meta.figure,
+            layer_map=meta.layer_map,
+            intervention_map=meta.intervention_map,
+            empirical=meta.empirical,
+            derived=meta.derived,
             nodeid=nodeid,
             model=model,
             layer=layer,
+            intervention="scale" if spec is None else spec.kind,
+            under="" if spec is None or spec == type(spec)() else meta.meaning_under(spec),
             source=source,
             factor=factor,
             expectation_reason=expectation_reason,

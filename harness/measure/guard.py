@@ -1,6 +1,6 @@
 """Guards on a profile's subject: as loaded, in eval mode, hook-free, and used by one profile at a time.
 
-    @guarded                                   # on harness.measure.sweep.profile and CleanPass.__init__
+    @guarded                                   # on harness.measure.sweep.profile and harness.measure.clean.CleanPass.__init__
     def profile(subject, prompts, layer, factors, ...): ...
     check_same_subject(clean.subject, subject) # a clean pass belongs to the subject it was made on
 

@@ -2,13 +2,14 @@
 
     prof = harness.profile(subject, prompts, layer=2, factors=[0.5, 1.5])   # made by harness.measure.sweep
     prof.sites                       # ("embed", "block.0", ..., "final_norm")
-    prof.delta[f, s]                 # Δ for factor f at site s, first token excluded (§3.2)
+    prof.delta[f, s]                 # Δ for factor (strength) f at site s, first token excluded (§3.2)
+    prof.intervention                # "scale" (the note's), "noise", ...: see harness.intervene.kinds
     prof.delta_all_tokens[f, s]      # the same with the first token included
     prof.clean_norm[s]               # ‖H_clean‖ over the same tokens, for relative Δ
     prof.kl[f], prof.top1_agreement[f], prof.nll_change[f]   # effect on predictions (profile(..., predictions=True))
     same = Profile.from_dict(json.loads(json.dumps(prof.to_dict())))        # the JSON round trip
 
-Judging a profile (harness.judge.judgement) needs only this module, so it never imports the engine.
+Judging a profile (harness.judge) needs only this module, so it never imports the engine.
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ class Profile:
     # reuse_prefix; factor_batch > 1 stacks factors, so Δ there carries batch-shape rounding
     reuse_prefix: bool = False
     factor_batch: int | None = 1
+    # the intervention (harness.intervene.kinds): its kind, the tokens and the state of block `layer` it edits,
+    # and add's direction file's sha256; `factors` are its strengths
+    intervention: str = "scale"
+    positions: str = "all"
+    component: str = "output"
+    direction_sha256: str | None = None
     # effect on the next-token predictions (harness.measure.predictions); None unless profile(..., predictions=True)
     kl: np.ndarray | None = None  # (F,) mean KL(p_clean ‖ p_scaled) over the counted positions, nats
     top1_agreement: np.ndarray | None = None  # (F,) share of counted positions whose argmax is unchanged
@@ -102,8 +109,9 @@ class Profile:
 
 
 # to_dict's keys, in order; from_dict reads the same ones
-_SCALARS = ("model", "revision", "layer", "sites", "factors", "prompt_lengths", "reuse_prefix", "factor_batch")
-_OPTIONAL_SCALARS = ("reuse_prefix", "factor_batch")  # older JSON lacks them: the defaults apply
+_INTERVENTION = ("intervention", "positions", "component", "direction_sha256")
+_SCALARS = ("model", "revision", "layer", "sites", "factors", "prompt_lengths", "reuse_prefix", "factor_batch", *_INTERVENTION)
+_OPTIONAL_SCALARS = ("reuse_prefix", "factor_batch", *_INTERVENTION)  # older JSON lacks them: the defaults apply
 _ARRAYS = ("delta", "delta_all_tokens", "clean_norm", "clean_norm_all_tokens", "first_token_norm", "other_token_norm")
 _PER_PROMPT = ("prompt_delta", "prompt_delta_all_tokens", "prompt_clean_norm")
 _PREDICTIONS = ("kl", "top1_agreement", "nll_change")  # always in to_dict, None when not measured

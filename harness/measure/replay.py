@@ -1,34 +1,37 @@
-"""Replay: run only the blocks after the scaled one, from block `layer`'s clean output (reuse_prefix=True).
+"""Replay: run only block `layer` and the blocks after it, from its clean input (reuse_prefix=True).
 
     with BlockInputs(subject) as inputs:           # around the clean forward
         subject.model(**batch)
     inputs.calls[i]                                # block i's (args, kwargs), its hidden state left out
-    replay(subject, 2, clean_states["block.2"], inputs.calls, factors, on_site)
+    edit = Scale(subject, 2, factors.repeat_interleave(P))   # any harness.intervene.edits kind, one strength per row
+    replay(subject, 2, clean_states["block.1"], inputs.calls, n_factors, edit, on_site)
     # on_site("block.2", ...), on_site("block.3", ...), ..., on_site("final_norm", ...)
 
-Scaling the kept clean output is what `Scale` does to the block's output in a full forward (the
-same multiply in the same dtype), so the blocks up to `layer` need not run again; blocks
-layer+1..N-1 then run on the scaled rows with the inputs (attention mask, position ids) each got in
-the clean pass, tiled along the batch. Sites before `layer` are never computed: they are 0 by
-construction, not by measurement.
+Block `layer` runs again on its clean input (the previous site's clean state) with the intervention
+entered, so the edit is made by the very hooks of a full forward, whatever its kind or component;
+the blocks before `layer` need not run again. Blocks layer..N-1 run with the inputs (attention
+mask, position ids) each got in the clean pass, tiled along the batch. Sites before `layer` are
+never computed: they are 0 by construction, not by measurement.
 
 Exactness. With one factor per replay (the sweep's factor_batch=1, its default) every block runs at
-the clean pass's batch shape on the same inputs, so factor 1 gives Δ = 0 exactly and every Δ equals
-the full forward's bit for bit, on any machine. With F stacked factors the blocks run at F·P rows:
-matrix kernels need not be batch-invariant (MKL's AVX-512 kernels on two threads are not), so Δ
-carries float32 rounding; measured on an Intel Xeon with the default threads, minilm, 3 prompts:
-Δ at factor 1 up to 2.4e-5 absolute, 5.7e-7 of ‖H_clean‖ (0 on random-gpt2, 0 on AMD EPYC).
+the clean pass's batch shape on the same inputs, so a strength that changes nothing gives Δ = 0
+exactly and every Δ equals the full forward's bit for bit, on any machine. With F stacked factors
+the blocks run at F·P rows: matrix kernels need not be batch-invariant (MKL's AVX-512 kernels on
+two threads are not), so Δ carries float32 rounding; measured on an Intel Xeon with the default
+threads, minilm, 3 prompts: Δ at factor 1 up to 2.4e-5 absolute, 5.7e-7 of ‖H_clean‖ (0 on
+random-gpt2, 0 on AMD EPYC).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from harness.intervene.protocol import Hooks, Intervention
 from harness.model import Subject
 from harness.model.sites import block_output, call_without_hidden
 
@@ -36,7 +39,7 @@ Call = tuple[tuple[Any, ...], dict[str, Any]]  # a block's (args, kwargs) withou
 SiteFn = Callable[[str, torch.Tensor], None]
 
 
-class BlockInputs:
+class BlockInputs(Hooks):
     """Context manager keeping each block's (args, kwargs) of one forward, hidden state left out.
 
         with BlockInputs(subject) as inputs:
@@ -52,20 +55,9 @@ class BlockInputs:
         self.calls: list[Call] = [((), {}) for _ in self.blocks]
         self._handles: list[RemovableHandle] = []
 
-    def __enter__(self) -> BlockInputs:
-        if self._handles:
-            raise RuntimeError("these BlockInputs are already entered; create new ones to nest recordings")
-        try:
-            for i, block in enumerate(self.blocks):
-                self._handles.append(block.register_forward_pre_hook(self._hook(i), with_kwargs=True))
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        while self._handles:
-            self._handles.pop().remove()  # reverse order of registration
+    def _register(self) -> Iterator[RemovableHandle]:
+        for i, block in enumerate(self.blocks):
+            yield block.register_forward_pre_hook(self._hook(i), with_kwargs=True)
 
     def _hook(self, i: int) -> Callable[[nn.Module, tuple[Any, ...], dict[str, Any]], None]:
         def keep(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -75,26 +67,26 @@ class BlockInputs:
 
 
 def replay(
-    subject: Subject, layer: int, clean_output: torch.Tensor, calls: list[Call], factors: torch.Tensor, on_site: SiteFn
+    subject: Subject, layer: int, block_in: torch.Tensor, calls: list[Call], n_factors: int, edit: Intervention, on_site: SiteFn
 ) -> torch.Tensor:
-    """Run blocks layer+1.. on block `layer`'s clean output scaled by each factor; call on_site per site.
+    """Run blocks layer.. on block `layer`'s clean input tiled n_factors times, `edit` entered; call on_site per site.
 
-    clean_output: (P, T, D) block `layer`'s clean output; factors: (F,). on_site(site, hidden) gets
-    (F·P, T, D) rows, factor-major (row f·P + p), for block.layer, every later block and final_norm.
-    Returns the base model's last output for those rows, (F·P, T, D'): after the final norm and the
-    row's `after_final_norm` (OPT's project_out), as the full forward's last_hidden_state.
+    block_in: (P, T, D) the clean state entering block `layer` (site embed or block.layer-1); `edit`
+    holds one strength per row (F·P,), factor-major (row f·P + p), and the rows' attention mask for
+    its positions. on_site(site, hidden) gets (F·P, T, D) rows for block.layer, every later block
+    and final_norm. Returns the base model's last output for those rows, (F·P, T, D'): after the
+    final norm and the row's `after_final_norm` (OPT's project_out), as the full forward's last_hidden_state.
     """
-    n_factors, n_prompts = factors.shape[0], clean_output.shape[0]
-    scale = factors.to(dtype=clean_output.dtype).view(n_factors, 1, 1, 1)  # (F, 1, 1, 1)
-    hidden = (clean_output.unsqueeze(0) * scale).flatten(0, 1)  # (F·P, T, D)
-    on_site(f"block.{layer}", hidden)
+    n_prompts = block_in.shape[0]
+    hidden = block_in.repeat(n_factors, 1, 1) if n_factors > 1 else block_in  # (F·P, T, D)
     tiled: dict[int, Any] = {}  # id(value) -> tiled value: blocks share one mask, tile it once
-    for index in range(layer + 1, subject.n_blocks):
-        args, kwargs = calls[index]
-        args = tuple(_tile(a, n_prompts, n_factors, tiled) for a in args)
-        kwargs = {k: _tile(v, n_prompts, n_factors, tiled) for k, v in kwargs.items()}
-        hidden = block_output(subject.blocks[index](hidden, *args, **kwargs))
-        on_site(f"block.{index}", hidden)
+    with edit:
+        for index in range(layer, subject.n_blocks):
+            args, kwargs = calls[index]
+            args = tuple(_tile(a, n_prompts, n_factors, tiled) for a in args)
+            kwargs = {k: _tile(v, n_prompts, n_factors, tiled) for k, v in kwargs.items()}
+            hidden = block_output(subject.blocks[index](hidden, *args, **kwargs))
+            on_site(f"block.{index}", hidden)
     if subject.final_norm is not None:
         hidden = subject.final_norm(hidden)
         on_site("final_norm", hidden)

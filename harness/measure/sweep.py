@@ -1,86 +1,65 @@
-"""Sweeps: Δ at every site for many factors over a set of prompts, in batched forwards.
+"""Sweeps: Δ at every site for many factors (an intervention's strengths) over a corpus, in batched forwards.
 
     prof = profile(subject, ["The cat sat on the mat.", "Paris is in France."], layer=2, factors=[0.5, 1.5])
-    clean = CleanPass(subject, prompts)                       # one clean pass shared by many profiles
+    clean = CleanPass(subject, prompts)                       # harness.measure.clean: shared by many profiles
     a = profile(subject, None, layer=2, factors=[0.5], clean=clean)
-    b = profile(subject, None, layer=5, factors=[1.5], clean=clean)
+    b = profile(subject, None, layer=5, factors=[0.2], clean=clean, intervention=InterventionSpec("noise"))
 
-How it runs: prompts are sorted by length and cut into chunks so that padding stays small. Each
-chunk's clean forward runs once; its site states are held while they fit the budget (below) and
-are recomputed, by the same forward at the same shapes, when a later profile needs them. The
-factors then run chunk by chunk, each site reduced to per-(factor, prompt) squared sums inside its
-hook, so no hidden state of any factor outlives its forward. One host transfer at the end, where a
-non-finite Δ (a factor that overflows the dtype) becomes an InputError naming the factor.
-
-Memory: `memory_budget_mb` bounds what the sweep holds. Half of it holds clean site states between
-profiles (`CleanPass.held_bytes`), a quarter bounds one chunk's clean states (chunks are cut to
-fit), a quarter the activations of the factors stacked in one forward. Per-prompt sums are small
-(F·S·P floats). On CUDA out-of-memory the factor chunk is halved and retried; the result is identical.
+How it runs: over the clean pass's chunks (harness.measure.clean), the factors run chunk by chunk,
+the intervention (harness.intervene) entered for each forward with one strength per row; each site
+is reduced to per-(factor, prompt) squared sums inside its hook, so no hidden state of any factor
+outlives its forward. One host transfer at the end, where a non-finite Δ (a factor that overflows
+the dtype) becomes an InputError naming the factor. On CUDA out-of-memory the factor chunk is
+halved and retried; the result is identical. Per-prompt sums are small (F·S·P floats).
 
 Exactness. With `factor_batch=1` (the default) every intervened forward has the clean pass's shapes,
 so sites before `layer` equal the clean pass bit for bit (Δ = 0 exactly, as in the note's loop) and
-factor 1 gives Δ = 0 at every site, on any machine; a recomputed clean chunk is bit-identical to
-the first. `factor_batch=N` stacks N factors along the batch (rows factor-major, f·P + p): matrix
-kernels are not batch-invariant on every CPU (MKL's AVX-512 kernels with two threads), so Δ then
-carries float32 rounding; measured on an Intel Xeon with the defaults, minilm, 3 prompts, 3 factors:
-up to 3.9e-7 of ‖H_clean‖ before the layer and 1.0e-6 at factor 1 after it (0 on random-gpt2).
+a strength that changes nothing gives Δ = 0 at every site, on any machine. `factor_batch=N` stacks
+N factors along the batch (rows factor-major, f·P + p): matrix kernels are not batch-invariant on
+every CPU (MKL's AVX-512 kernels with two threads), so Δ then carries float32 rounding; measured
+on an Intel Xeon with the defaults, minilm, 3 prompts, 3 factors: up to 3.9e-7 of ‖H_clean‖ before
+the layer and 1.0e-6 at factor 1 after it (0 on random-gpt2).
 
 `reuse_prefix=True` (opt-in) skips the blocks before the intervention (harness.measure.replay): sites before
 `layer` then read 0 by construction, not by measurement, so keep the default wherever those sites
 are a claim (C1). From `layer` on it equals the full forward bit for bit with factor_batch=1.
 
-Predictions (`predictions=True`, subjects with an LM head; harness.measure.predictions): the clean pass
-also reduces each chunk's clean logits once (`CleanPredictions`, held with the chunk's states while
-they fit the hold share, else recomputed by the same forward). Each factor's rows of the base
-model's last output then go through the head one factor at a time, (P, T, D) -> (P, T, V), and are
-reduced at once to per-(factor, prompt) sums: the logits of one factor of one chunk live at a time,
-whatever the number of factors. The reducer's float64 working set is cut by vocabulary slices to fit
-the factor share (`vocab_chunk_for`); a chunk is planned to hold two (P, T, V) logits (clean and one
-factor) in the chunk share. With factor_batch=1 the head sees the clean pass's shapes, so factor 1
-gives kl 0, top1_agreement 1 and nll_change 0 exactly. Without `predictions` the head never runs.
+Predictions (`predictions=True`, subjects with an LM head; harness.measure.predictions): each
+factor's rows of the base model's last output go through the head one factor at a time, (P, T, D)
+-> (P, T, V), and are reduced at once to per-(factor, prompt) sums against the clean pass's reduced
+logits: the logits of one factor of one chunk live at a time, whatever the number of factors. The
+reducer's float64 working set is cut by vocabulary slices to fit the factor share
+(`vocab_chunk_for`). With factor_batch=1 the head sees the clean pass's shapes, so factor 1 gives
+kl 0, top1_agreement 1 and nll_change 0 exactly. Without `predictions` the head never runs.
 """
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import math
-import operator
-import sys
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass, fields
-from typing import Any
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from harness.errors import InputError
-from harness.intervene.scale import Scale
+from harness.intervene.edits import build, read_direction
+from harness.intervene.kinds import InterventionSpec
+from harness.intervene.protocol import component_module
 from harness.measure.capture import Capture
+from harness.measure.clean import FACTOR_SHARE, Chunk, CleanPass, Progress, clean_mean, hidden_size, no_cache, positive_int
 from harness.measure.guard import check_same_subject, guarded
-from harness.measure.norms import first_token_weights, frobenius, squared_distance, squared_norm, token_norm_sum, token_weights
-from harness.measure.predictions import (
-    CleanPredictions,
-    Predictions,
-    PredictionSums,
-    clean_predictions,
-    reduce_scaled,
-    vocab_chunk_for,
-    with_first,
-)
+from harness.measure.norms import frobenius, squared_distance
+from harness.measure.predictions import CleanPredictions, Predictions, PredictionSums, reduce_scaled, with_first
 from harness.measure.record import Profile
-from harness.measure.replay import BlockInputs, Call, replay
+from harness.measure.replay import Call, replay
 from harness.model import Subject
-from harness.model.prompts import Tokenized, tokenize
+from harness.model.prompts import Tokenized
 from harness.model.sites import layer_index
 from harness.settings import check_factor
 
-Progress = Callable[[int, int], None]  # progress(chunks done, chunks in all)
-
-# Shares of memory_budget_mb, see the module docstring.
-HOLD_SHARE = 0.5  # clean states held between profiles
-CHUNK_SHARE = 0.25  # one chunk's clean states
-FACTOR_SHARE = 0.25  # activations of the factors stacked in one forward
+__all__ = ["CleanPass", "profile"]
 
 
 @guarded  # eval mode, no foreign hook, one profile of a subject at a time, weights as loaded
@@ -98,6 +77,7 @@ def profile(
     progress: Progress | None = None,
     predictions: bool = False,
     include_first_token: bool = False,
+    intervention: InterventionSpec | None = None,
 ) -> Profile:
     """Measure Δ at every site of `subject` for each factor; see the module docstring.
 
@@ -108,13 +88,19 @@ def profile(
     `layer` per factor. `progress(done, total)` is called after each chunk (see `terminal_progress`).
     `predictions=True` also measures kl, top1_agreement and nll_change per factor (the subject needs
     an LM head; a given clean pass needs predictions=True too), over every token but each prompt's
-    first, or every token with `include_first_token=True`.
+    first, or every token with `include_first_token=True`. `intervention` names the kind, positions
+    and component (harness.intervene.kinds; default: the note's scaling of the block's output); `factors` are
+    its strengths, each checked against the kind's range.
     """
     layer = layer_index(subject, layer)
     factor_list = _factor_list(factors)
+    spec = (intervention or InterventionSpec()).validated()
+    spec.check_strengths(factor_list)
+    component_module(subject, layer, spec.component)  # a component the architecture lacks is refused before any forward
+    spec, params = _read_direction(subject, spec)  # so is a direction of the wrong width
     if factor_batch is not None:
-        factor_batch = _positive_int("factor_batch", factor_batch, "or None for the memory budget's choice")
-    memory_budget_mb = _positive_int("memory_budget_mb", memory_budget_mb, "(MiB), e.g. 2048")
+        factor_batch = positive_int("factor_batch", factor_batch, "or None for the memory budget's choice")
+    memory_budget_mb = positive_int("memory_budget_mb", memory_budget_mb, "(MiB), e.g. 2048")
     if clean is None:
         if prompts is None:
             raise InputError("prompts is None and no clean pass was given: pass a list of prompts, or clean=CleanPass(subject, prompts).")
@@ -126,9 +112,11 @@ def profile(
         report = progress
     if predictions and not clean.predictions:
         raise InputError("predictions=True needs a clean pass made with them: CleanPass(subject, prompts, predictions=True).")
+    if spec.kind == "mean-ablate":
+        params = {"mean": clean_mean(clean, layer, spec.component, include_first_token)}
     sums = _Sums(len(factor_list), len(subject.sites), len(clean.tokens.ids), subject.device, predictions)
     factor_tensor = torch.tensor(factor_list, dtype=torch.float32, device=subject.device)
-    sweep = _Sweep(subject, layer, factor_tensor, sums, memory_budget_mb, factor_batch, reuse_prefix)
+    sweep = _Sweep(subject, layer, factor_tensor, sums, memory_budget_mb, factor_batch, reuse_prefix, spec, params)
     with torch.inference_mode():
         for number, chunk in enumerate(clean.chunks):
             states, calls, clean_logits = clean.chunk_pass(number, block_inputs=reuse_prefix, predictions=predictions)
@@ -138,190 +126,15 @@ def profile(
             del states, calls, clean_logits  # a recomputed chunk's states go now, not after the next one is made
             if report is not None:
                 report(number + 1, len(clean.chunks))
-    return sums.profile(subject, clean, layer, tuple(factor_list), per_prompt, reuse_prefix, factor_batch, include_first_token)
+    return sums.profile(subject, clean, layer, tuple(factor_list), per_prompt, reuse_prefix, factor_batch, include_first_token, spec)
 
 
-@dataclass(frozen=True)
-class Chunk:
-    """Prompts that run together: their padded inputs and token weights (small; always kept)."""
-
-    index: torch.Tensor  # (P,) positions of these prompts in the prompt list
-    batch: dict[str, torch.Tensor]  # model inputs, (P, T)
-    selected: torch.Tensor  # (P, T) weights, first token excluded
-    everything: torch.Tensor  # (P, T) weights, first token included
-
-
-class CleanPass:
-    """The clean forward over a prompt set, run once: clean norms, plus site states within the budget.
-
-        clean = CleanPass(subject, prompts)
-        a = profile(subject, None, layer=2, factors=[0.5], clean=clean)
-        b = profile(subject, None, layer=5, factors=[1.5], clean=clean)    # no second clean pass
-        clean.held_bytes          # bytes of tensors it holds, at most half of memory_budget_mb
-        clean.release()           # drop the held states; later profiles recompute them, bit-identical
-
-    `record_block_inputs=True` also keeps what each block was called with, for reuse_prefix replays;
-    without it a replay recomputes the chunk's clean forward once to record them. `predictions=True`
-    also reduces each chunk's clean logits (the subject needs an LM head), for profile(predictions=True);
-    `vocab_chunk` fixes the reducer's vocabulary slice (None: from the memory budget).
-    """
-
-    @guarded
-    def __init__(
-        self,
-        subject: Subject,
-        prompts: Sequence[str] | Tokenized,
-        memory_budget_mb: int = 2048,
-        *,
-        record_block_inputs: bool = False,
-        progress: Progress | None = None,
-        predictions: bool = False,
-        vocab_chunk: int | None = None,
-    ) -> None:
-        if prompts is None:
-            raise InputError("prompts is None: pass a list of prompts (strings) for the clean pass.")
-        memory_budget_mb = _positive_int("memory_budget_mb", memory_budget_mb, "(MiB), e.g. 2048")
-        if predictions and subject.head is None:
-            raise InputError(f"{subject.name} has {subject.head_note}: predictions cannot be measured on it; pass predictions=False.")
-        if vocab_chunk is not None:
-            vocab_chunk = _positive_int("vocab_chunk", vocab_chunk, "(vocabulary ids per slice), or None for the memory budget's choice")
-        self.subject = subject
-        self.predictions = bool(predictions)
-        self.vocab_chunk = vocab_chunk
-        self.reducer_bytes = int(memory_budget_mb * 2**20 * FACTOR_SHARE)  # the reducer's float64 working set
-        self.tokens = prompts if isinstance(prompts, Tokenized) else tokenize(subject, prompts)
-        self.hold_limit = int(memory_budget_mb * 2**20 * HOLD_SHARE)  # bytes of clean states held between profiles
-        self._held: dict[int, _Held] = {}  # chunk -> what its clean forward left
-        n_sites, n_prompts = len(subject.sites), len(self.tokens.ids)
-
-        def zeros() -> torch.Tensor:
-            return torch.zeros((n_sites, n_prompts), dtype=torch.float32, device=subject.device)
-
-        # (S, P) per-prompt sums over the selected tokens, first token excluded unless "_all"
-        self.clean, self.clean_all, self.first_norm, self.other_norm = zeros(), zeros(), zeros(), zeros()
-        chunk_bytes = int(memory_budget_mb * 2**20 * CHUNK_SHARE)
-        self.chunks = [self._plan(order) for order in _prompt_chunks(subject, self.tokens, chunk_bytes, self.predictions)]
-        with torch.inference_mode():
-            for number, chunk in enumerate(self.chunks):
-                states, calls, logits = self._forward(chunk, record_block_inputs, self.predictions)
-                first = first_token_weights(chunk.batch["attention_mask"])  # (P, T)
-                for s, site in enumerate(subject.sites):
-                    self.clean[s, chunk.index] = squared_norm(states[site], chunk.selected)
-                    self.clean_all[s, chunk.index] = squared_norm(states[site], chunk.everything)
-                    self.first_norm[s, chunk.index] = token_norm_sum(states[site], first)
-                    self.other_norm[s, chunk.index] = token_norm_sum(states[site], chunk.selected)
-                self._hold(number, _Held(states, calls, logits))
-                if progress is not None:
-                    progress(number + 1, len(self.chunks))
-        _check_clean_finite(subject, self)
-
-    @property
-    def held_bytes(self) -> int:
-        """Bytes of the clean site states and block inputs held now (chunk inputs and norms are extra, and small)."""
-        return sum(held.size for held in self._held.values())
-
-    @property
-    def held_chunks(self) -> int:
-        """How many chunks' clean states are held; the others are recomputed when a profile needs them."""
-        return len(self._held)
-
-    def states(self, number: int, *, block_inputs: bool = False) -> tuple[dict[str, torch.Tensor], list[Call] | None]:
-        """Chunk `number`'s clean site states (site -> (P, T, D)) and, on request, its block inputs.
-
-        Held ones are returned as they are; others come from the chunk's clean forward run again at
-        the same shapes, so they are bit-identical to the first run's.
-        """
-        states, calls, _ = self.chunk_pass(number, block_inputs=block_inputs)
-        return states, calls
-
-    def chunk_pass(
-        self, number: int, *, block_inputs: bool = False, predictions: bool = False
-    ) -> tuple[dict[str, torch.Tensor], list[Call] | None, CleanPredictions | None]:
-        """`states` plus, on request, the chunk's reduced clean logits (first token excluded: see with_first)."""
-        if predictions and not self.predictions:
-            raise InputError("this clean pass was made without predictions: make it with CleanPass(..., predictions=True).")
-        held = self._held.get(number)
-        if held is not None and (held.calls is not None or not block_inputs) and (held.logits is not None or not predictions):
-            # recorded inputs never make a full forward a replay
-            return held.states, (held.calls if block_inputs else None), (held.logits if predictions else None)
-        with torch.inference_mode():
-            states, calls, logits = self._forward(self.chunks[number], block_inputs, predictions)
-        self._hold(number, _Held(states, calls, logits))
-        return states, calls, logits
-
-    def release(self) -> None:
-        """Drop every held clean state; profiles still work and give the same numbers, recomputing chunks."""
-        self._held.clear()
-
-    def _plan(self, order: list[int]) -> Chunk:
-        batch = self.tokens.padded(order, self.subject.device)  # (P, T)
-        mask = batch["attention_mask"]
-        index = torch.tensor(order, device=self.subject.device)
-        return Chunk(index, batch, token_weights(mask, False), token_weights(mask, True))
-
-    def _forward(
-        self, chunk: Chunk, record_block_inputs: bool, predictions: bool
-    ) -> tuple[dict[str, torch.Tensor], list[Call] | None, CleanPredictions | None]:
-        subject = self.subject
-        recording = BlockInputs(subject) if record_block_inputs else nullcontext()
-        with Capture(subject) as capture, recording as inputs:
-            out = subject.model(**chunk.batch, **_no_cache(subject))
-        logits = None
-        if predictions:  # (P, T, D) -> (P, T, V) -> per-position data; the last output already passed the final norm
-            ids, mask = chunk.batch["input_ids"], chunk.batch["attention_mask"]
-            vocab_chunk = self.vocab_chunk or vocab_chunk_for(self.reducer_bytes, ids.numel(), _vocab_size(subject))
-            logits = clean_predictions(subject.logits(out.last_hidden_state), ids, mask, False, vocab_chunk=vocab_chunk)
-        return capture.states, (inputs.calls if record_block_inputs else None), logits  # site -> (P, T, D)
-
-    def _hold(self, number: int, held: _Held) -> None:
-        """Keep what a chunk's forward left if the held total stays within hold_limit; else let it go."""
-        previous = self._held.get(number)
-        room = self.hold_limit - self.held_bytes + (previous.size if previous else 0)
-        if held.size <= room:
-            self._held[number] = held
-
-
-@dataclass(frozen=True, eq=False)
-class _Held:
-    """One chunk's clean forward, kept between profiles: site states, block inputs, reduced clean logits."""
-
-    states: dict[str, torch.Tensor]  # site -> (P, T, D)
-    calls: list[Call] | None
-    logits: CleanPredictions | None
-
-    @property
-    def size(self) -> int:
-        logits = [] if self.logits is None else [getattr(self.logits, f.name) for f in fields(self.logits)]
-        return _tensor_bytes([self.states, self.calls, logits])
-
-
-def terminal_progress(label: str, *, force: bool = False, min_chunks: int = 20) -> Progress | None:
-    """A progress hook drawing a tqdm bar on stderr, or None when stderr is not a terminal (unless forced).
-
-        profile(subject, prompts, 2, [0.5], progress=terminal_progress("profile"))
-
-    Runs with fewer than `min_chunks` chunks draw nothing (they take seconds), unless forced.
-    """
-    if not force and not sys.stderr.isatty():
-        return None
-    bar: Any = None
-
-    def update(done: int, total: int) -> None:
-        nonlocal bar
-        if total < min_chunks and not force:
-            return
-        if bar is None or bar.total != total:
-            from tqdm import tqdm
-
-            if bar is not None:
-                bar.close()
-            bar = tqdm(total=total, desc=label, unit="chunk", file=sys.stderr, leave=False)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-            bar = None
-
-    return update
+def _read_direction(subject: Subject, spec: InterventionSpec) -> tuple[InterventionSpec, dict[str, torch.Tensor]]:
+    """add's vector as the sweep's parameter, and the spec with the direction file's sha256; nothing for other kinds."""
+    if spec.kind != "add" or spec.direction is None:
+        return spec, {}
+    vector, sha = read_direction(spec.direction, hidden_size(subject))
+    return dataclasses.replace(spec, direction_sha256=sha), {"direction": vector}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,7 +171,9 @@ class _Sums:
         reuse_prefix: bool,
         factor_batch: int | None,
         include_first: bool = False,
+        spec: InterventionSpec | None = None,
     ) -> Profile:
+        spec = spec or InterventionSpec()
         tensors = {
             "delta": self.delta,
             "delta_all": self.delta_all,
@@ -391,6 +206,10 @@ class _Sums:
             prompt_clean_norm=np.sqrt(host["clean"]) if per_prompt else None,
             reuse_prefix=reuse_prefix,
             factor_batch=factor_batch,
+            intervention=spec.kind,
+            positions=spec.positions,
+            component=spec.component,
+            direction_sha256=spec.direction_sha256,
             **measured,
         )
 
@@ -411,34 +230,6 @@ def _prediction_fields(subject: Subject, result: Predictions, per_prompt: bool) 
     }
 
 
-# A chunk is cut when its padded tokens would exceed its real ones by more than this fraction,
-# once it holds MIN_CHUNK_ROWS prompts: on lengths 5-50, one padded chunk computes ~1.6x the real
-# tokens; tiny chunks would cost more in per-forward overhead than the padding they save.
-PAD_SLACK = 0.15
-MIN_CHUNK_ROWS = 8
-
-
-def _prompt_chunks(subject: Subject, tokens: Tokenized, chunk_bytes: int, predictions: bool = False) -> list[list[int]]:
-    """Prompt indices sorted by length, cut so one chunk's clean states fit `chunk_bytes` and padding stays small."""
-    order = sorted(range(len(tokens.ids)), key=lambda i: tokens.lengths[i])
-    per_token = len(subject.sites) * _hidden_size(subject) * 4  # clean states kept for every site, float32 upper bound
-    if predictions:  # the clean logits held and one factor's, (P, T, V) each, float32 upper bound
-        per_token += 2 * _vocab_size(subject) * 4
-    chunks: list[list[int]] = [[]]
-    real = 0  # real tokens in the newest chunk
-    for i in order:
-        width = tokens.lengths[i]  # sorted: the newest prompt is the longest in its chunk
-        rows = len(chunks[-1]) + 1
-        over_budget = rows * width * per_token > chunk_bytes
-        too_padded = rows > MIN_CHUNK_ROWS and rows * width > (1 + PAD_SLACK) * (real + width)
-        if chunks[-1] and (over_budget or too_padded):
-            chunks.append([])
-            real = 0
-        chunks[-1].append(i)
-        real += width
-    return chunks
-
-
 @dataclass(frozen=True)
 class _Sweep:
     """One profile's fixed inputs: every chunk runs through `run`, writing into `sums`."""
@@ -450,12 +241,14 @@ class _Sweep:
     memory_budget_mb: int
     factor_batch: int | None
     reuse_prefix: bool
+    spec: InterventionSpec
+    params: dict[str, torch.Tensor]
 
     def run(self, chunk: Chunk, states: dict[str, torch.Tensor], calls: list[Call] | None, logits: CleanPredictions | None = None) -> None:
         """Every factor on one chunk, `step` factors per forward; halve the step on CUDA out-of-memory."""
         n_factors = len(self.factors)
         n_prompts, width = chunk.batch["attention_mask"].shape
-        per_factor = n_prompts * width * _hidden_size(self.subject) * 4 * 24  # activations of one factor's rows, upper bound
+        per_factor = n_prompts * width * hidden_size(self.subject) * 4 * 24  # activations of one factor's rows, upper bound
         fits = int(self.memory_budget_mb * 2**20 * FACTOR_SHARE) // per_factor
         step = max(1, min(n_factors, self.factor_batch or n_factors, fits))
         start = 0
@@ -494,14 +287,18 @@ class _Sweep:
             clean = states[site]
             results[site] = (squared_distance(clean, grid, chunk.selected), squared_distance(clean, grid, chunk.everything))
 
+        row_factors = self.factors[start:stop].repeat_interleave(n_prompts)  # (F·P,)
+        edit = build(subject, self.spec, self.layer, row_factors, **self.params)
+        edit.attention_mask = chunk.batch["attention_mask"].repeat(n_factors, 1)  # (F·P, T) for `positions`
+        edit.prompt_ids = chunk.index.repeat(n_factors)  # (F·P,) noise's seeds follow the prompt, not the row
         if self.reuse_prefix:  # sites before `layer` stay 0
             assert calls is not None, "reuse_prefix needs the chunk's block inputs"
-            last = replay(subject, self.layer, states[f"block.{self.layer}"], calls, self.factors[start:stop], reduce)
+            entering = subject.sites[subject.site_index(f"block.{self.layer}") - 1]  # embed or block.layer-1
+            last = replay(subject, self.layer, states[entering], calls, n_factors, edit, reduce)
         else:
             stacked = {name: value.repeat(n_factors, 1) for name, value in chunk.batch.items()}  # (F·P, T)
-            row_factors = self.factors[start:stop].repeat_interleave(n_prompts)  # (F·P,)
-            with Scale(subject, self.layer, row_factors), Capture(subject, on_site=reduce):
-                last = subject.model(**stacked, **_no_cache(subject)).last_hidden_state  # (F·P, T, D)
+            with edit, Capture(subject, on_site=reduce):
+                last = subject.model(**stacked, **no_cache(subject)).last_hidden_state  # (F·P, T, D)
         parts = []
         if logits is not None:  # one factor's (P, T, V) logits at a time, at the clean pass's shapes
             parts = [reduce_scaled(logits, subject.logits(last[f * n_prompts : (f + 1) * n_prompts])) for f in range(n_factors)]
@@ -514,19 +311,6 @@ class _Sweep:
             index = chunk.index.cpu().numpy()
             for f, part in enumerate(parts):
                 self.sums.add_predictions(start + f, index, part)
-
-
-def _check_clean_finite(subject: Subject, clean: CleanPass) -> None:
-    """Refuse a clean pass whose states overflow the dtype: every Δ measured against it would be meaningless."""
-    finite = torch.isfinite(clean.clean_all).all(dim=1)  # (S,) one small reduction, one host sync
-    if bool(finite.all()):
-        return
-    site = subject.sites[int((~finite).nonzero()[0, 0])]
-    dtype = str(subject.dtype).removeprefix("torch.")
-    raise InputError(
-        f"the clean forward of {subject.name} in {dtype} is not finite at {site}: its hidden states leave {dtype}'s range "
-        f"(largest value {torch.finfo(subject.dtype).max:.3g}) on these prompts; use dtype float32 or shorter prompts."
-    )
 
 
 def _check_delta_finite(subject: Subject, layer: int, factors: tuple[float, ...], delta: np.ndarray, clean: np.ndarray) -> None:
@@ -564,42 +348,3 @@ def _factor_list(factors: object) -> list[float]:
     if not factor_list:
         raise InputError("no factors given: pass at least one, e.g. factors=[0.5, 1.5].")
     return factor_list
-
-
-def _positive_int(name: str, value: object, allowed: str) -> int:
-    """`value` as an int >= 1 (integer-like numpy scalars accepted), else InputError naming it."""
-    try:
-        number = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        number = 0
-    if isinstance(value, bool) or number < 1:
-        raise InputError(f"{name} {value!r} is not allowed: give a positive integer {allowed}.")
-    return number
-
-
-def _tensor_bytes(value: object, seen: set[int] | None = None) -> int:
-    """Bytes of the distinct tensors inside nested lists, tuples and dicts (a mask shared by blocks counts once)."""
-    seen = set() if seen is None else seen
-    if isinstance(value, torch.Tensor):
-        if id(value) in seen:
-            return 0
-        seen.add(id(value))
-        return value.nbytes
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, list | tuple):
-        return sum(_tensor_bytes(v, seen) for v in value)
-    return 0
-
-
-def _no_cache(subject: Subject) -> dict[str, bool]:
-    """use_cache=False where the model takes it: a KV cache of every stacked row is never read."""
-    return {"use_cache": False} if "use_cache" in inspect.signature(subject.model.forward).parameters else {}
-
-
-def _hidden_size(subject: Subject) -> int:
-    return int(subject.model.config.hidden_size)
-
-
-def _vocab_size(subject: Subject) -> int:
-    return int(subject.model.config.vocab_size)

@@ -4,6 +4,12 @@
     spec.blocks, spec.final_norm                              # "layers", "norm" (dotted, on the base model)
     spec.flag(config, "pre_norm")                             # True / False, from the row or the config
 
+`attention` and `mlp` name, inside a block, the modules whose outputs are those sub-layers' writes
+into the residual stream (`--component`): the attention module itself where its output projection
+is its last step, the output projection where a post-LN block adds it before a norm (BERT's
+`attention.output.dense`), the post-sub-layer norm where there is one (Gemma 2). Parallel-residual
+blocks (GPT-J, Pythia) sum both writes into the block's input: each is still its module's output.
+
 Every architecture names the same sites: `embed` (the input of block 0), `block.i` (block i's raw
 output) and `final_norm` (the final norm's output) where the checkpoint has one. A row says where
 those modules live on the base model (what `AutoModel` returns) and the facts that change what a
@@ -60,6 +66,10 @@ class Architecture:
     parallel_residual: bool | str  # attention and MLP read the same block input and are summed
     first_token: str  # what its usual tokenizer puts first: "none", "BOS <tok>", "CLS <tok>" (the loader measures it)
     embed: str  # what the `embed` site holds on this architecture
+    # dotted paths inside a block of the modules whose outputs are the attention and the MLP writes
+    # into the residual stream (after a post-sub-layer norm where there is one); None: no such write
+    attention: str | None
+    mlp: str | None
     after_final_norm: str | None = None  # a module inside the base model applied after the final norm
     positions_reserved: int = 0  # position ids the model uses up before the first token (RoBERTa: 2)
     head: tuple[str, ...] = ("lm_head",)  # modules of the *ForCausalLM / *ForMaskedLM model after the base, in order
@@ -104,65 +114,69 @@ _ENCODER = "token + position (+ segment) embeddings after the embedding LayerNor
 ARCHITECTURES: dict[str, Architecture] = {row.model_type: row for row in (
     Architecture(model_type="gpt2", family="GPT-2 (every size), DistilGPT-2", kind="decoder", base_prefix="transformer",
                  blocks="h", final_norm="ln_f", pre_norm=True, norm_kind="LayerNorm", parallel_residual=False,
-                 first_token="none", embed=_LEARNED, tolerated=(_CAUSAL_MASK,)),
+                 first_token="none", attention="attn", mlp="mlp", embed=_LEARNED, tolerated=(_CAUSAL_MASK,)),
     Architecture(model_type="gpt_neo", family="GPT-Neo", kind="decoder", base_prefix="transformer",
                  blocks="h", final_norm="ln_f", pre_norm=True, norm_kind="LayerNorm", parallel_residual=False,
-                 first_token="none", embed=_LEARNED, tolerated=(_CAUSAL_MASK,),
+                 first_token="none", attention="attn", mlp="mlp", embed=_LEARNED, tolerated=(_CAUSAL_MASK,),
                  quirks="alternating global and local (windowed) attention"),
     Architecture(model_type="gpt_neox", family="GPT-NeoX, Pythia", kind="decoder", base_prefix="gpt_neox",
                  blocks="layers", final_norm="final_layer_norm", pre_norm=True, norm_kind="LayerNorm",
-                 parallel_residual="use_parallel_residual", first_token="none", embed=_ROTARY_EMBED,
+                 parallel_residual="use_parallel_residual", first_token="none", attention="attention", mlp="mlp", embed=_ROTARY_EMBED,
                  tolerated=(_CAUSAL_MASK, _ROTARY), quirks="parallel residual (Pythia): x + attn(ln1(x)) + mlp(ln2(x))",
                  v4_paths=(("lm_head", "embed_out"),)),
     Architecture(model_type="gptj", family="GPT-J", kind="decoder", base_prefix="transformer",
                  blocks="h", final_norm="ln_f", pre_norm=True, norm_kind="LayerNorm", parallel_residual=True,
-                 first_token="none", embed=_ROTARY_EMBED, tolerated=(_CAUSAL_MASK,),
+                 first_token="none", attention="attn", mlp="mlp", embed=_ROTARY_EMBED, tolerated=(_CAUSAL_MASK,),
                  quirks="parallel residual with one shared norm: x + attn(ln_1(x)) + mlp(ln_1(x))"),
     Architecture(model_type="opt", family="OPT", kind="decoder", base_prefix="model",
                  blocks="decoder.layers", final_norm="decoder.final_layer_norm", pre_norm="do_layer_norm_before",
                  norm_kind="LayerNorm", parallel_residual=False, first_token="BOS </s>",
-                 embed=_LEARNED + "; OPT-350m: project_in(token embeddings) + positions",
+                 attention="self_attn", mlp="fc2", embed=_LEARNED + "; OPT-350m: project_in(token embeddings) + positions",
                  after_final_norm="decoder.project_out",
                  quirks="OPT-350m is post-LN with no final norm, and projects between 512-wide embeddings and "
                         "1024-wide blocks (project_in / project_out): the sites stay in the blocks' width"),
     Architecture(model_type="llama", family="Llama 2/3, TinyLlama, SmolLM", kind="decoder", base_prefix="model",
                  blocks="layers", final_norm="norm", pre_norm=True, norm_kind="RMSNorm", parallel_residual=False,
-                 first_token="BOS <s> / <|begin_of_text|>", embed=_ROTARY_EMBED, tolerated=(_ROTARY,)),
+                 first_token="BOS <s> / <|begin_of_text|>", attention="self_attn", mlp="mlp", embed=_ROTARY_EMBED, tolerated=(_ROTARY,)),
     Architecture(model_type="mistral", family="Mistral", kind="decoder", base_prefix="model",
                  blocks="layers", final_norm="norm", pre_norm=True, norm_kind="RMSNorm", parallel_residual=False,
-                 first_token="BOS <s>", embed=_ROTARY_EMBED, tolerated=(_ROTARY,),
+                 first_token="BOS <s>", attention="self_attn", mlp="mlp", embed=_ROTARY_EMBED, tolerated=(_ROTARY,),
                  quirks="sliding-window attention on long prompts"),
     Architecture(model_type="qwen2", family="Qwen2, Qwen2.5", kind="decoder", base_prefix="model",
                  blocks="layers", final_norm="norm", pre_norm=True, norm_kind="RMSNorm", parallel_residual=False,
-                 first_token="none", embed=_ROTARY_EMBED, tolerated=(_ROTARY,)),
+                 first_token="none", attention="self_attn", mlp="mlp", embed=_ROTARY_EMBED, tolerated=(_ROTARY,)),
     Architecture(model_type="qwen3", family="Qwen3", kind="decoder", base_prefix="model",
                  blocks="layers", final_norm="norm", pre_norm=True, norm_kind="RMSNorm", parallel_residual=False,
-                 first_token="none", embed=_ROTARY_EMBED, tolerated=(_ROTARY,),
+                 first_token="none", attention="self_attn", mlp="mlp", embed=_ROTARY_EMBED, tolerated=(_ROTARY,),
                  quirks="RMSNorm on queries and keys inside attention"),
     Architecture(model_type="gemma", family="Gemma", kind="decoder", base_prefix="model",
                  blocks="layers", final_norm="norm", pre_norm=True, norm_kind="RMSNorm", parallel_residual=False,
-                 first_token="BOS <bos>", embed=_SCALED, tolerated=(_ROTARY,),
+                 first_token="BOS <bos>", attention="self_attn", mlp="mlp", embed=_SCALED, tolerated=(_ROTARY,),
                  quirks="scaled embeddings; RMSNorm weights act as (1 + w)"),
     Architecture(model_type="gemma2", family="Gemma 2", kind="decoder", base_prefix="model",
                  blocks="layers", final_norm="norm", pre_norm=True, norm_kind="RMSNorm", parallel_residual=False,
-                 first_token="BOS <bos>", embed=_SCALED, tolerated=(_ROTARY,), logit_softcap="final_logit_softcapping",
+                 first_token="BOS <bos>", attention="post_attention_layernorm", mlp="post_feedforward_layernorm",
+                 embed=_SCALED, tolerated=(_ROTARY,), logit_softcap="final_logit_softcapping",
                  quirks="scaled embeddings; sandwich norms (before and after attention and MLP); alternating "
                         "local/global attention; logit soft-capping acts on the LM head only"),
     Architecture(model_type="phi3", family="Phi-3, Phi-3.5, Phi-4-mini", kind="decoder", base_prefix="model",
                  blocks="layers", final_norm="norm", pre_norm=True, norm_kind="RMSNorm", parallel_residual=False,
-                 first_token="none", embed=_ROTARY_EMBED, tolerated=(_ROTARY,),
+                 first_token="none", attention="self_attn", mlp="mlp", embed=_ROTARY_EMBED, tolerated=(_ROTARY,),
                  quirks="fused qkv and gate_up projections"),
     Architecture(model_type="bert", family="BERT, MiniLM (all-MiniLM-L6-v2)", kind="encoder", base_prefix="bert",
                  blocks="encoder.layer", final_norm=None, pre_norm=False, norm_kind="LayerNorm", parallel_residual=False,
-                 first_token="CLS [CLS]", embed=_ENCODER, tolerated=(_POOLER, _POOLER_KEPT),
+                 first_token="CLS [CLS]", attention="attention.output.dense", mlp="output.dense", embed=_ENCODER,
+                 tolerated=(_POOLER, _POOLER_KEPT),
                  head=("cls",), quirks="post-LN: every block ends in a LayerNorm, so there is no final norm"),
     Architecture(model_type="roberta", family="RoBERTa", kind="encoder", base_prefix="roberta",
                  blocks="encoder.layer", final_norm=None, pre_norm=False, norm_kind="LayerNorm", parallel_residual=False,
-                 first_token="CLS <s>", embed=_ENCODER, positions_reserved=2, tolerated=(_POOLER, _POOLER_KEPT),
+                 first_token="CLS <s>", attention="attention.output.dense", mlp="output.dense", embed=_ENCODER,
+                 positions_reserved=2, tolerated=(_POOLER, _POOLER_KEPT),
                  quirks="post-LN; positions start after the padding index, so 2 of max_position_embeddings are unusable"),
     Architecture(model_type="distilbert", family="DistilBERT", kind="encoder", base_prefix="distilbert",
                  blocks="transformer.layer", final_norm=None, pre_norm=False, norm_kind="LayerNorm", parallel_residual=False,
-                 first_token="CLS [CLS]", embed=_ENCODER, head=("vocab_transform", "activation", "vocab_layer_norm", "vocab_projector"),
+                 first_token="CLS [CLS]", attention="attention", mlp="ffn", embed=_ENCODER,
+                 head=("vocab_transform", "activation", "vocab_layer_norm", "vocab_projector"),
                  quirks="post-LN; no segment embeddings (token_type_ids)"),
 )}
 # fmt: on

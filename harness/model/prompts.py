@@ -1,6 +1,6 @@
 """Prompts: read, check and tokenize them, refusing what would silently change a measurement.
 
-texts = read_prompts(Path("claims/prompts.txt"))     # one prompt per line, '#' starts a comment
+texts = read_prompts(Path("harness/note/prompts.txt"))     # one prompt per line, '#' starts a comment
 read_prompt_file(path).warning                       # lines of invisible characters only, skipped: one line, or None
 batch = tokenize(subject, texts)                     # Tokenized: ids per prompt, lengths, unknown tokens
 line = unknown_tokens_warning(batch)                 # one line to print once, or None when every token is known

@@ -4,9 +4,13 @@
     pytest claims/ --report out/run.html    # out/run.html and out/run.json
     pytest claims/ --no-report              # outcomes still gathered (for --update-expectations)
     pytest claims/ -n 2                     # one report, written by the xdist controller
+    pytest my_claims/                       # a user's claims: reports/claims.html under the folder pytest starts in
 
-Registered from the top-level conftest.py (`pytest_plugins = [..., "harness.report.collect"]`).
-The report path is checked at start-up (a .html name in a folder that can be written). A report
+A pytest11 entry point (and the root conftest.py's `pytest_plugins`, which then finds it registered).
+A claim test is one marked with a claim (harness.suite.checks.claim_tests), one that carries a claim
+outcome, or, in claims/, a hand-made `test_C<n>_...`. The report path is checked at start-up when the
+command names claims/ or --report, else once claim tests are collected (a .html name in a folder
+that can be written); a run with no claim test writes nothing. A report
 is written when a claim test ran (also when the run is interrupted or tests error: claims with no
 outcome show "not run") or a claims module failed to collect. A run that measured nothing (`--co`,
 `-k nomatch`, a node id that does not exist) keeps the previous report; a run stopped at start-up
@@ -43,7 +47,7 @@ from harness.errors import INTERRUPTED_EXIT, InputError
 from harness.judge.outcome import NOT_RUN, PROPERTY, ClaimOutcome, OutcomeError
 from harness.report.outcomes import ItemResult, build_document, check_travels, claim_of
 from harness.report.write import check_not_inputs, check_report_path, json_path_for, write_document
-from harness.suite.hooks import MODEL_PROPERTY, SuiteHooks, in_claims, names_claims
+from harness.suite.hooks import CLAIM_PROPERTY, MODEL_PROPERTY, SuiteHooks, in_claims, names_claims
 
 DEFAULT_REPORT = "reports/claims.html"
 _PLUGIN_NAME = "harness-claim-report"
@@ -70,16 +74,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return  # xdist workers never gather: their reports reach the controller, which does
-    path = None
+    path, later = None, None
     given = config.getoption("report")
     if not config.getoption("no_report") and (given is not None or names_claims(config)):
-        path = Path(given or DEFAULT_REPORT)
+        path = Path(given) if given is not None else config.invocation_params.dir / DEFAULT_REPORT
         path = path if path.is_absolute() else config.rootpath / path
         try:
             check_report_path(path, f"--report {given!r}" if given is not None else f"report path {str(path)!r}")
         except InputError as exc:
             raise pytest.UsageError(str(exc)) from None
-    config.pluginmanager.register(ClaimReport(config, path), _PLUGIN_NAME)
+    elif not config.getoption("no_report"):
+        later = config.invocation_params.dir / DEFAULT_REPORT  # checked once claim tests are collected
+    config.pluginmanager.register(ClaimReport(config, path, later), _PLUGIN_NAME)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -119,9 +125,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytes
 class ClaimReport:
     """Gathers claim items and their outcomes on the controller; hands them on and writes the report once."""
 
-    def __init__(self, config: pytest.Config, html_path: Path | None) -> None:
+    def __init__(self, config: pytest.Config, html_path: Path | None, later: Path | None = None) -> None:
         self.config = config
-        self.html_path = html_path  # None: --no-report (outcomes are still gathered)
+        self.html_path = html_path  # None: --no-report, or not (yet) a claims run (outcomes are still gathered)
+        self.later = later  # the default path, taken when claim tests turn up in a run that did not name claims/
         self.items: dict[str, ItemResult] = {}  # nodeid -> result, in collection order
         self.collection_errors: list[dict[str, str]] = []
         self.finished = False  # sessionfinish came
@@ -156,11 +163,17 @@ class ClaimReport:
     # -- collection --------------------------------------------------------------------------
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self._collected(item.nodeid for item in session.items)
+        self._collected((item.nodeid, _marked(item)) for item in session.items)
+        if self.items and self.html_path is None and self.later is not None:
+            try:
+                check_report_path(self.later, f"report path {str(self.later)!r}")
+            except InputError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            self.html_path, self.later = self.later, None
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:
-        self._collected(ids)
+        self._collected((nodeid, None) for nodeid in ids)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed and in_claims(report.nodeid):
@@ -170,9 +183,13 @@ class ClaimReport:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         properties = dict((p[0], p[1]) for p in report.user_properties)
-        if not (in_claims(report.nodeid) and (claim_of(report.nodeid) or PROPERTY in properties)):
+        marked = properties.get(CLAIM_PROPERTY)
+        if not (report.nodeid in self.items or marked or PROPERTY in properties or (in_claims(report.nodeid) and claim_of(report.nodeid))):
             return
+        if self.html_path is None and self.later is not None:  # under xdist the controller sees claim tests only now
+            self.html_path, self.later = self.later, None
         item = self.items.setdefault(report.nodeid, ItemResult(report.nodeid))
+        item.claim_id = item.claim_id or (str(marked) if marked else None)
         if isinstance(properties.get(MODEL_PROPERTY), str):
             info = json.loads(properties[MODEL_PROPERTY])
             self.models[str(info.get("model"))] = info
@@ -263,10 +280,11 @@ class ClaimReport:
             return False, f"{len(unfinished)} of {len(self.items)} claim tests ended without an outcome (first: {unfinished[0]})"
         return True, ""
 
-    def _collected(self, nodeids: object) -> None:
-        for nodeid in nodeids:
-            if in_claims(nodeid) and claim_of(nodeid) and nodeid not in self.items:
-                self.items[nodeid] = ItemResult(nodeid)
+    def _collected(self, collected: object) -> None:
+        """Every claim test collected, (node id, the claim its marker names or None), before any ran."""
+        for nodeid, claim in collected:
+            if (claim or (in_claims(nodeid) and claim_of(nodeid))) and nodeid not in self.items:
+                self.items[nodeid] = ItemResult(nodeid, claim_id=claim)
 
     def _run_info(self) -> dict:
         info: dict = {}
@@ -313,6 +331,14 @@ def _interrupt_deferred(say: Callable[[str], None]) -> Iterator[list[int]]:
         yield pressed
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _marked(item: pytest.Item) -> str | None:
+    """The id of the claim an item's `claim` marker names (a Claim or an id), else None."""
+    marker = item.get_closest_marker("claim")
+    if marker is None or not marker.args:
+        return None
+    return str(getattr(marker.args[0], "id", marker.args[0]))
 
 
 def _stopped(value: object) -> bool:

@@ -3,7 +3,7 @@
     item = ItemResult("claims/test_growth.py::test_C3_note[0.5]")
     item.outcome = ClaimOutcome.from_json(text)     # the test's `claim_outcome` user property
     item.pytest_outcome = "passed"
-    doc = build_document([item], run_info)          # JSON-ready dict: run, session, claims, matrix (, layer_map)
+    doc = build_document([item], run_info)          # JSON-ready dict: run, session, claims, matrix (, layer_map, intervention_map)
     doc["claims"][3]["status"]                      # "holds", "refuted", ..., "not run"
     doc["matrix"]["cells"]                          # per (model, claim): the deciding item at the judged layer
     assemble([("C3", item_dict), ...], run, session)   # the same document from item dicts (report merge)
@@ -14,12 +14,14 @@ ends without one shows as "error" when it failed and as "not run" when it was sk
 
 The document (docs/readme-multi.md; the page helper renders it):
 - run: the run info, with "models": one dict per model (model, revision, architecture, first_token,
-  blocks, device, dtype, source, layer, layers; error when it could not load);
+  blocks, device, dtype, source, layer, layers, intervention, interventions; error when it could not load);
 - claims: per claim its items (each with "model" and "layer"), its status (the most serious item's)
   and margin (the least at each model's judged layer);
-- matrix: per (model, claim) the item that decides the claim at the model's judged layer: the most
-  serious status, ties broken by the smallest margin;
+- matrix: per (model, claim) the item that decides the claim at the model's judged layer and
+  intervention: the most serious status, ties broken by the smallest margin;
 - layer_map (only when a model ran a layer map): per model, claim × layer margin, status, statistic;
+- intervention_map (only when a model ran --interventions): per model, claim × kind margin, status,
+  statistic at the judged layer, and the judged kind;
 - session: exit status, notes, and counts per status plus "fragile" (measured items whose interval
   crosses the threshold).
 """
@@ -29,15 +31,19 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness.judge.judgement import CLAIMS
+from harness.judge.claim import CLAIMS
 from harness.judge.outcome import ERROR, NOT_RUN, PROPERTY, STATUSES, ClaimOutcome, OutcomeError, finite
-from harness.suite.runs import LAYER_MAP_CLAIMS, model_in_nodeid
+from harness.suite.runs import model_in_nodeid
 
 FORMAT = "claims-report/1"  # same format since wave 1: the new keys are additions, an old reader ignores them
 # Per-model run info the document carries for each model (harness.suite.runs.ModelRun.info), in this order.
-MODEL_KEYS = ("model", "revision", "architecture", "first_token", "blocks", "device", "dtype", "source", "layer", "layers", "error")
+MODEL_KEYS = (
+    "model", "revision", "architecture", "first_token", "blocks", "device", "dtype", "source", "layer", "layers",
+    "intervention", "interventions", "error",
+)  # fmt: skip
 _LAYER_IN_ID = re.compile(r"-L(\d+)(?:-|\]$)")
 
 _CLAIM_IN_NAME = re.compile(r"::(?:[\w.]+::)?test_(C\d+)_")
@@ -53,12 +59,13 @@ class ItemResult:
     message: str = ""  # why it failed, errored or was skipped (first lines of pytest's text)
     problems: list[str] = field(default_factory=list)  # contract violations seen while collecting
     model: str | None = None  # the test's model, when known without an outcome (its model property, its id)
+    claim_id: str | None = None  # the claim its `claim` marker names, when the collector saw the item
 
     @property
     def claim(self) -> str | None:
         if self.outcome is not None:
             return self.outcome.claim
-        return claim_of(self.nodeid)
+        return self.claim_id or claim_of(self.nodeid)
 
     @property
     def status(self) -> str:
@@ -88,7 +95,8 @@ class ItemResult:
 
 
 def claim_of(nodeid: str) -> str | None:
-    """The claim id in a test's name: 'claims/x.py::test_C3_growth[0.5]' -> 'C3'."""
+    """The claim id in the name of a test that has no claim marker (a hand-made claims module):
+    'claims/x.py::test_C3_growth[0.5]' -> 'C3'. A test made by claim_tests is known by its marker."""
     match = _CLAIM_IN_NAME.search(nodeid)
     return match.group(1) if match else None
 
@@ -124,7 +132,7 @@ def build_document(items: list[ItemResult], run: dict, session: dict | None = No
             data["model"] = model_in_nodeid(item.nodeid, models) or (models[0] if len(models) == 1 else None)
         if data["layer"] is None and item.outcome is None:
             found = _LAYER_IN_ID.search(item.nodeid.rpartition("[")[2])
-            data["layer"] = int(found.group(1)) if found else judged.get(data["model"])
+            data["layer"] = int(found.group(1)) if found else judged.get(data["model"], (None, ""))[0]
         pairs.append((item.claim, data))
     return assemble(pairs, run, session)
 
@@ -132,7 +140,11 @@ def build_document(items: list[ItemResult], run: dict, session: dict | None = No
 def assemble(items: list[tuple[str | None, dict]], run: dict, session: dict | None = None) -> dict:
     """The document from (claim id or None, item dict) pairs and the run info (see the module docstring)."""
     judged = _judged_layers(run)
-    by_claim: dict[str, list[dict]] = {cid: [] for cid in CLAIMS}
+    from harness.note import NOTE_CLAIMS
+
+    note = [c.id for c in NOTE_CLAIMS]
+    assigned = [cid for cid, _ in items if cid is not None]
+    by_claim: dict[str, list[dict]] = {cid: [] for cid in note} if not assigned or set(assigned) & set(note) else {}
     unassigned: list[dict] = []
     for cid, item in items:
         if cid is None:
@@ -141,9 +153,7 @@ def assemble(items: list[tuple[str | None, dict]], run: dict, session: dict | No
             by_claim.setdefault(cid, []).append(item)
     claims = []
     for cid, group in by_claim.items():
-        known = CLAIMS.get(cid)
-        first = next((i for i in group if i.get("statement")), None)  # the wording the run used
-        wording = {k: first[k] if first else getattr(known, k, "") for k in ("section", "title", "statement", "test")}
+        wording = _about(cid, group)
         at_judged = [i for i in group if _is_judged(i, judged)]
         claims.append(
             {
@@ -170,9 +180,12 @@ def assemble(items: list[tuple[str | None, dict]], run: dict, session: dict | No
         "unassigned": unassigned,
         "matrix": _matrix(claims, run, judged),
     }
-    layer_map = _layer_map(claims, run)
+    layer_map = _layer_map(claims, run, judged)
     if layer_map:
         doc["layer_map"] = layer_map
+    intervention_map = _intervention_map(claims, run, judged)
+    if intervention_map:
+        doc["intervention_map"] = intervention_map
     return finite(doc)
 
 
@@ -189,7 +202,6 @@ def _matrix(claims: list[dict], run: dict, judged: dict[str, int | None]) -> dic
     cells = []
     for model in models:
         for claim in claims:
-            meta = CLAIMS.get(claim["claim"])
             item = deciding([i for i in claim["items"] if i.get("model") == model and _is_judged(i, judged)]) or {}
             cells.append(
                 {
@@ -197,39 +209,79 @@ def _matrix(claims: list[dict], run: dict, judged: dict[str, int | None]) -> dic
                     "claim": claim["claim"],
                     "status": item.get("status", NOT_RUN),
                     **{k: item.get(k) for k in ("statistic", "threshold", "ci95", "fragile")},
-                    "needs": getattr(meta, "needs", "") or None,
-                    "statistic_name": getattr(meta, "statistic", "") or None,
+                    "needs": claim.get("needs") or None,
+                    "statistic_name": claim.get("statistic_name") or None,
                     "nodeid": item.get("nodeid"),
                 }
             )
     return {"models": models, "claims": [c["claim"] for c in claims], "cells": cells}
 
 
-def _layer_map(claims: list[dict], run: dict) -> dict:
-    out = {}
+def _layer_map(claims: list[dict], run: dict, judged: dict[str, tuple[int | None, str]]) -> dict:
+    """Per model that ran --layers: claim × layer margin, status, statistic, under the judged intervention."""
+
+    def at(item: dict, layer: object) -> bool:
+        return item.get("layer") == layer and _is_judged({**item, "layer": None}, judged)
+
+    return _map(claims, run, "layers", "layer_map", at)
+
+
+def _intervention_map(claims: list[dict], run: dict, judged: dict[str, tuple[int | None, str]]) -> dict:
+    """Per model that ran --interventions: claim × kind margin, status, statistic, at the judged layer."""
+
+    def at(item: dict, kind: object) -> bool:
+        return item.get("intervention", "scale") == kind and _is_judged(item, judged, kind=None)
+
+    out = _map(claims, run, "interventions", "intervention_map", at)
     for info in run["models"]:
-        layers = info.get("layers")
-        if not isinstance(layers, list) or not layers:
-            continue
-        model = str(info.get("model"))
-        rows = {"margin": [], "status": [], "statistic": []}
-        for cid in LAYER_MAP_CLAIMS:
-            items = next((c["items"] for c in claims if c["claim"] == cid), [])
-            cells = [deciding([i for i in items if i.get("model") == model and i.get("layer") == n]) for n in layers]
-            for key in rows:
-                rows[key].append([c.get(key) if c else None for c in cells])
-        out[model] = {"layers": list(layers), "claims": list(LAYER_MAP_CLAIMS), **rows}
+        if str(info.get("model")) in out:
+            out[str(info.get("model"))]["judged"] = info.get("intervention", "scale")
     return out
 
 
-def _judged_layers(run: dict) -> dict[str, int | None]:
-    """model -> the layer its claims were judged at (--layer); the layer map's others are findings."""
-    return {str(m.get("model")): m.get("layer", run.get("layer")) for m in run.get("models") or []}
+def _map(claims: list[dict], run: dict, axis: str, flag: str, at: Callable[[dict, object], bool]) -> dict:
+    """Per model whose run info lists `axis` (layers, kinds): for each claim with `flag`, the deciding item per column."""
+    out = {}
+    for info in run["models"]:
+        columns = info.get(axis)
+        if not isinstance(columns, list) or not columns:
+            continue
+        model = str(info.get("model"))
+        rows: dict[str, list] = {"margin": [], "status": [], "statistic": []}
+        mapped = [c["claim"] for c in claims if c.get(flag)]
+        for cid in mapped:
+            items = [i for i in next((c["items"] for c in claims if c["claim"] == cid), []) if i.get("model") == model]
+            cells = [deciding([i for i in items if at(i, column)]) for column in columns]
+            for key in rows:
+                rows[key].append([c.get(key) if c else None for c in cells])
+        out[model] = {axis: list(columns), "claims": mapped, **rows}
+    return out
 
 
-def _is_judged(item: dict, judged: dict[str, int | None]) -> bool:
-    layer, expected = item.get("layer"), judged.get(str(item.get("model")))
-    return layer is None or expected is None or layer == expected
+# What the document says about a claim, from its record as the run's items carried it (Claim's fields).
+ABOUT = ("section", "title", "statement", "test", "statistic_name", "needs", "figure", "layer_map", "intervention_map", "derived")
+
+
+def _about(cid: str, group: list[dict]) -> dict[str, object]:
+    """A claim's record as its items carried it; for a claim none of whose items ran, the record this process knows."""
+    first = next((i for i in group if i.get("statement")), None) or {}  # the wording the run used
+    known = CLAIMS.get(cid)
+    names = {"statistic_name": "statistic"}
+    return {k: first[k] if k in first else getattr(known, names.get(k, k), "") if known is not None else "" for k in ABOUT}
+
+
+def _judged_layers(run: dict) -> dict[str, tuple[int | None, str]]:
+    """model -> the layer and intervention kind its claims were judged at (--layer, --intervention); the maps' others are findings."""
+    settings = run.get("settings") if isinstance(run.get("settings"), dict) else {}
+    kind = settings.get("intervention", "scale")
+    return {str(m.get("model")): (m.get("layer", run.get("layer")), m.get("intervention", kind)) for m in run.get("models") or []}
+
+
+def _is_judged(item: dict, judged: dict[str, tuple[int | None, str]], kind: object = "judged") -> bool:
+    """Whether `item` is at its model's judged layer and (unless kind=None) under its judged intervention."""
+    layer, (expected, own) = item.get("layer"), judged.get(str(item.get("model")), (None, "scale"))
+    at_layer = layer is None or expected is None or layer == expected
+    return at_layer and (kind is None or item.get("intervention", "scale") == own)
 
 
 def _margin(value: object) -> float:

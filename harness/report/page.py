@@ -137,6 +137,22 @@ the other layers are findings, shown but not failing.</p>
 </section>
 {% endif %}
 
+{% if intervention_maps %}
+<section id="intervention-map">
+<h2>Intervention map: the claims under each intervention at the judged block</h2>
+<p class="muted small">Margin of each claim's rule under each kind (green: held, red: missed; darker: further from the threshold, per claim), one clean pass shared.
+Expectations hold under the run's --intervention (outlined) and under kinds with their own [model.KIND] section; the others are findings.
+What each rule means under each kind is in its section's items.</p>
+{% for im in intervention_maps %}
+<div class="scroll"><table class="layermap interventionmap" data-model="{{ im.model }}"><caption>{{ im.model }}</caption>
+<tr><th>claim</th>{% for kind in im.layers %}<th{% if kind == im.judged %} class="note"{% endif %}>{{ kind }}</th>{% endfor %}</tr>
+{% for row in im.rows %}<tr data-claim="{{ row.claim }}"><th><a href="#claim-{{ row.claim }}">{{ row.claim }}</a></th>
+{% for cell in row.cells %}<td style="{{ cell.style }}" title="{{ cell.status }}" data-status="{{ cell.status }}">{{ cell.text }}</td>{% endfor %}</tr>
+{% endfor %}</table></div>
+{% endfor %}
+</section>
+{% endif %}
+
 {% for claim in claims %}
 <section class="claim" id="{{ claim.anchor }}" data-claim="{{ claim.claim }}" data-status="{{ claim.status }}">
 <h2>{{ claim.claim }}: {{ claim.title }} <span class="muted">({{ claim.section }})</span>
@@ -154,7 +170,8 @@ the other layers are findings, shown but not failing.</p>
 <td><span class="status {{ item.status | css }}">{{ item.status }}</span>{% if item.get("fragile") %} <span class="fragile">fragile</span>{% endif %}</td>
 <td class="num">{{ item.statistic_text }}</td><td class="num margin">{{ item.get("margin") | num }}</td>
 <td>{{ item.get("reason", "") }}{% if item.get("margin_text") %}<br><span class="muted small">{{ item.margin_text }}</span>{% endif %}
-{% if item.get("expectation_reason") %}<br><span class="muted small">expected {{ item.expected }}: {{ item.expectation_reason }}</span>{% endif %}</td></tr>
+{% if item.get("expectation_reason") %}<br><span class="muted small">expected {{ item.expected }}: {{ item.expectation_reason }}</span>{% endif %}
+{% if item.get("under") %}<br><span class="muted small under">under {{ item.intervention }}: {{ item.under }}</span>{% endif %}</td></tr>
 {% endfor %}</table></div>
 {% for item in claim.item_views if item.message or item.problems %}
 <p class="{{ 'error' if item.status == 'error' else 'muted' }}">{{ item.nodeid }}: {{ item.pytest_outcome }}</p>

@@ -26,7 +26,6 @@ from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
 from harness.judge import outcome
-from harness.judge.judgement import CLAIMS
 from harness.report import plots
 from harness.report.page import PAGE
 
@@ -79,6 +78,7 @@ def render_html(doc: dict) -> str:
         corpora=corpora_note(models) if several else None,
         overview=_overview(doc, models),
         layer_maps=_layer_maps(doc.get("layer_map")),
+        intervention_maps=_layer_maps(doc.get("intervention_map"), "interventions"),
         claims=[_claim_view(claim, models=models, several=several) for claim in doc["claims"]],
     )
 
@@ -136,7 +136,7 @@ def statistic_text(name: str, statistic: object, ci95: object, threshold: object
 
 
 def _plain(value: object) -> str:
-    """A threshold as written in judgement.py: 10, 0.05, 1e-05."""
+    """A threshold as written in harness/note/thresholds.py: 10, 0.05, 1e-05."""
     return f"{value:.3g}" if isinstance(value, float) else fmt(value)
 
 
@@ -200,7 +200,7 @@ def _matrix(doc: dict, models: list[dict]) -> dict:
                 layer = _note_layer(model, run)
                 group = [i for i in claim["items"] if _model_of(i, models) == model.get("model") and i.get("layer") in (None, layer)]
                 if group:
-                    deciding = _deciding(claim["claim"], group)
+                    deciding = _deciding(claim, group)
                     cells[(str(model.get("model")), claim["claim"])] = _cell_view(deciding, deciding)
     rows = []
     for claim in doc["claims"]:
@@ -211,7 +211,7 @@ def _matrix(doc: dict, models: list[dict]) -> dict:
                 "title": claim.get("title", ""),
                 "section": claim.get("section", ""),
                 "anchor": f"claim-{cid}",
-                "derived": _derived(cid),
+                "derived": bool(_about(claim, "derived")),
                 "cells": [cells.get((name, cid)) for name in names],
             }
         )
@@ -222,25 +222,23 @@ def _model_of(item: dict, models: list[dict]) -> object:
     return item.get("model") or models[0].get("model")
 
 
-def _deciding(cid: str, group: list[dict]) -> dict:
+def _deciding(claim: dict, group: list[dict]) -> dict:
     """The item whose status is the group's (the most serious); ties: the smallest margin. As a matrix cell."""
     status = min((i["status"] for i in group), key=lambda s: outcome.STATUSES.index(s) if s in outcome.STATUSES else 0)
     tied = [i for i in group if i["status"] == status]
     item = min(tied, key=lambda i: i["margin"] if isinstance(i.get("margin"), int | float) else math.inf)
-    meta = CLAIMS.get(cid)
-    return {**item, "claim": cid, "statistic_name": meta.statistic if meta else "", "needs": meta.needs if meta else ""}
+    return {**item, "claim": claim["claim"], "statistic_name": _about(claim, "statistic_name") or "", "needs": _about(claim, "needs") or ""}
 
 
 def _cell_view(cell: dict, item: dict) -> dict:
     """A verdict-table cell: status, the statistic in words, fragile, and a link to the item."""
-    meta = CLAIMS.get(str(cell.get("claim")))
     evidence = item.get("evidence") if isinstance(item.get("evidence"), dict) else {}
-    name = evidence.get("statistic_is") or cell.get("statistic_name") or (meta.statistic if meta else "")  # C0 says which side
-    needs = cell.get("needs") or (meta.needs if meta else "")
+    name = evidence.get("statistic_is") or cell.get("statistic_name") or item.get("statistic_name") or ""  # C0 says which side
+    needs = cell.get("needs") or item.get("needs") or ""
     layer = item.get("layer", cell.get("layer"))
     if isinstance(layer, int):
         name = name.replace("block L", f"block {layer}").replace("blocks L…", f"blocks {layer}…")
-    bounds = evidence.get("threshold_bounds") or _rule_bounds(item.get("thresholds") or {})
+    bounds = evidence.get("threshold_bounds") or _rule_bounds(needs, item.get("thresholds") or {})
     statistic = cell.get("statistic")
     if statistic is None and cell.get("status") in ("not applicable", "error", "not run"):
         text = item.get("reason") or item.get("message") or ""
@@ -256,17 +254,21 @@ def _cell_view(cell: dict, item: dict) -> dict:
     }
 
 
-def _rule_bounds(thresholds: dict) -> list | None:
-    """C4's two bounds from its thresholds when the evidence does not list them."""
-    if "DROP_MIN" in thresholds and "SLIGHT_DROP_MAX" in thresholds:
-        return [thresholds["DROP_MIN"], thresholds["SLIGHT_DROP_MAX"]]
-    return None
+def _about(claim: dict, key: str) -> object:
+    """A field of a claim's record as the document carries it; a document written before it did: the record known here."""
+    if key in claim:
+        return claim[key]
+    from harness.judge.claim import CLAIMS
+    from harness.note import NOTE_CLAIMS  # noqa: F401 - registers the note's claims
+
+    known = CLAIMS.get(str(claim.get("claim")))
+    return getattr(known, {"statistic_name": "statistic"}.get(key, key), "") if known is not None else ""
 
 
-def _derived(cid: str) -> bool:
-    """Whether a claim is derived from the note's conclusion rather than stated in it (Claim.derived; C6)."""
-    meta = CLAIMS.get(cid)
-    return bool(getattr(meta, "derived", False)) if meta is not None and hasattr(meta, "derived") else cid == "C6"
+def _rule_bounds(needs: str, thresholds: dict) -> list | None:
+    """A "within" rule's two bounds (its first two thresholds, Claim.thresholds' order) when the evidence does not list them."""
+    values = [v for name, v in thresholds.items() if name != "PROMPT_SHARE"]
+    return values[:2] if needs == "within" and len(values) >= 2 else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,13 +327,14 @@ def _overview(doc: dict, models: list[dict]) -> dict | None:
     return {"figure": _draw(lambda: plots.overview(series, relative_depth=several, key="overview")), "caption": caption, "tables": tables}
 
 
-def _layer_maps(layer_map: object) -> list[dict]:
-    """doc["layer_map"] as coloured tables: per claim (rows) and layer (columns) the margin, green held, red missed."""
+def _layer_maps(layer_map: object, axis: str = "layers") -> list[dict]:
+    """doc["layer_map"] as coloured tables: per claim (rows) and layer (columns) the margin, green held, red missed.
+    With axis="interventions", doc["intervention_map"]: the columns are intervention kinds."""
     if not isinstance(layer_map, dict):
         return []
     out = []
     for model, data in layer_map.items():
-        layers, claims = data.get("layers") or [], data.get("claims") or []
+        layers, claims = data.get(axis) or [], data.get("claims") or []
         rows = []
         for c, cid in enumerate(claims):
             margins = (data.get("margin") or [[]])[c] if c < len(data.get("margin") or []) else []
@@ -343,7 +346,7 @@ def _layer_maps(layer_map: object) -> list[dict]:
                 status = statuses[k] if k < len(statuses) else None
                 cells.append({"text": short(margin), "status": status or NOT_MEASURED, "style": _margin_colour(margin, scale)})
             rows.append({"claim": cid, "cells": cells})
-        out.append({"model": model, "layers": layers, "note_layer": data.get("note_layer"), "rows": rows})
+        out.append({"model": model, "layers": layers, "note_layer": data.get("note_layer"), "judged": data.get("judged"), "rows": rows})
     return out
 
 
@@ -389,17 +392,16 @@ def _claim_view(claim: dict, models: list[dict] | None = None, several: bool = F
         if isinstance(ev, dict) and "layers" in ev and "delta" in ev:
             tables.append(_matrix_table(ev))
         tables += _prediction_tables(item)
-    meta = CLAIMS.get(cid)
     layered = len({i.get("layer") for i in items if isinstance(i.get("layer"), int)}) > 1  # a layer map: say each row's block
-    figure = _claim_figure(cid, items, thresholds, dtype, several, layered)
+    figure = _claim_figure(claim, items, thresholds, dtype, several, layered)
     return {
         **claim,
         "anchor": f"claim-{cid}",
         "thresholds": thresholds,
         "threshold_rows": [(name, _threshold_value(value, dtype)) for name, value in thresholds.items()],
-        "derived": _derived(cid),
-        "statistic_name": meta.statistic if meta else "",
-        "item_views": [_item_view(i, cid, several, layered) for i in items],
+        "derived": bool(_about(claim, "derived")),
+        "statistic_name": _about(claim, "statistic_name") or "",
+        "item_views": [_item_view(i, claim, several, layered) for i in items],
         "figures": [figure] if figure else [],
         "tables": tables,
     }
@@ -411,17 +413,17 @@ def _threshold_value(value: object, dtype: str) -> str:
     return fmt(value)
 
 
-def _item_view(item: dict, cid: str, several: bool, layered: bool = False) -> dict:
+def _item_view(item: dict, claim: dict, several: bool, layered: bool = False) -> dict:
     label = _who(item, several, layered) + _item_label(item)
-    meta = CLAIMS.get(cid)
+    needs = _about(claim, "needs") or ""
     evidence = item.get("evidence") if isinstance(item.get("evidence"), dict) else {}
-    bounds = evidence.get("threshold_bounds") or _rule_bounds(item.get("thresholds") or {})
+    bounds = evidence.get("threshold_bounds") or _rule_bounds(needs, item.get("thresholds") or {})
     has_statistic = item.get("statistic") is not None
     return {
         **item,
         "label": label,
         "statistic_text": statistic_text(
-            "", item.get("statistic"), item.get("ci95"), item.get("threshold"), meta.needs if meta else "", bounds
+            "", item.get("statistic"), item.get("ci95"), item.get("threshold"), needs, bounds
         )
         if has_statistic
         else "—",
@@ -437,13 +439,14 @@ def _draw(draw: Callable[[], str]) -> Markup:
 
 
 def _claim_figure(
-    cid: str, items: list[dict], thresholds: dict, dtype: str, several: bool, layered: bool = False
+    claim: dict, items: list[dict], thresholds: dict, dtype: str, several: bool, layered: bool = False
 ) -> tuple[str, Markup] | None:
-    """The one figure that makes a claim's point, as (caption, svg), or None when its data is absent."""
+    """The one figure that makes a claim's point (its record's `figure`), as (caption, svg), or None when its data is absent."""
+    cid, figure, needs_rule = claim["claim"], _about(claim, "figure") or "", _about(claim, "needs") or ""
     measured = [i for i in items if isinstance(i.get("evidence"), dict)]
-    if cid in ("C1", "C2"):
-        return _near_layer_figure(cid, measured, thresholds, dtype, several, layered)
-    if cid in ("C3", "C4"):
+    if figure == "near_layer":
+        return _near_layer_figure(cid, needs_rule, measured, thresholds, dtype, several, layered)
+    if figure == "prompt_distribution":
         groups = [
             {
                 "label": _group_label(i, several, layered),
@@ -456,25 +459,24 @@ def _claim_figure(
         ]
         if not groups:
             return None
-        meta = CLAIMS.get(cid)
-        name = meta.statistic if meta else "statistic"
+        name = _about(claim, "statistic_name") or "statistic"
         bounds = (
-            _rule_bounds(thresholds)
-            if cid == "C4"
+            _rule_bounds(needs_rule, thresholds)
+            if needs_rule == "within"
             else [next((i.get("threshold") for i in measured if i.get("threshold") is not None), None)]
         )
-        needs = "allowed band" if cid == "C4" else f"needs {NEEDS.get(meta.needs, '') if meta else ''} {short(bounds[0])}"
+        needs = "allowed band" if needs_rule == "within" else f"needs {NEEDS.get(needs_rule, '')} {short(bounds[0])}"
         caption = (
             f"{name[0].upper() + name[1:]}, prompt by prompt, for each item: dots are prompts, the box their quartiles, "
             "the diamond the statistic over all prompts with its 95 % interval"
         )
         return caption, _draw(lambda: plots.prompt_distribution(groups, bounds=bounds, xlabel=name, needs=needs, key=f"{cid}-prompts"))
-    if cid == "C5":
+    if figure == "first_token_by_length":
         return _c5_figure(measured, thresholds, several, layered)
-    if cid == "C6":
+    if figure == "predictions":
         return _c6_figure(measured, several)
     c0 = [i for i in measured if "layers" in i["evidence"] and "delta" in i["evidence"]]
-    if c0:
+    if figure == "causality_heatmap" and c0:
         ev = c0[0]["evidence"]
         caption = f"Intervention layer × site, factor {fmt(ev.get('factor'))}" + (f", {c0[0].get('model')}" if several else "")
         return caption, _draw(lambda: plots.c0_heatmap(ev["layers"], ev["sites"], ev["delta"], key=f"{cid}-c0"))
@@ -495,9 +497,10 @@ def _who(item: dict, several: bool, layered: bool) -> str:
 
 
 def _near_layer_figure(
-    cid: str, items: list[dict], thresholds: dict, dtype: str, several: bool, layered: bool = False
+    cid: str, needs: str, items: list[dict], thresholds: dict, dtype: str, several: bool, layered: bool = False
 ) -> tuple[str, Markup] | None:
-    """C1/C2: relative Δ from the embedding to one site past the scaled block, with the rule's threshold."""
+    """Relative Δ from the embedding to one site past the scaled block, with the rule's first threshold: a limit
+    the sites before must stay under (needs "<=", C1), or a level the scaled block must reach (C2)."""
     series, labels = [], []
     offsets = several or layered  # sites counted from each profile's own scaled block
     for label, prof in _profiles(items):
@@ -513,14 +516,11 @@ def _near_layer_figure(
             series.append({"label": name, "sites": prof["sites"][:end], "x": x, "values": values, "layer_x": 0 if offsets else at})
     if not series:
         return None
-    if cid == "C1":
-        zero = thresholds.get("ZERO_RELATIVE")
-        limit, limit_name = (zero.get(dtype) if isinstance(zero, dict) else zero), "ZERO_RELATIVE"
-    else:
-        limit, limit_name = thresholds.get("JUMP_RELATIVE"), "JUMP_RELATIVE"
+    limit_name, limit = next(iter(thresholds.items()), ("threshold", None))
+    limit = limit.get(dtype) if isinstance(limit, dict) else limit
     caption = f"Δ against site up to the scaled block, as relative Δ, {'; '.join(labels)}: " + (
         "every site before the scaled block must stay at or under the dashed line"
-        if cid == "C1"
+        if needs == "<="
         else "the scaled block must reach the dashed line"
     )
     svg = _draw(lambda: plots.near_layer(series, threshold=limit, threshold_name=limit_name, offsets=offsets, key=f"{cid}-near"))
@@ -627,7 +627,8 @@ def _item_label(item: dict) -> str:
         label = f"factor {fmt(item['factor'])}"
     else:
         label = item.get("nodeid", "?").rsplit("::", 1)[-1]
-    return label
+    kind = item.get("intervention") or "scale"
+    return label if kind == "scale" else f"{kind}, {label}"
 
 
 def _profile_tables(label: str, prof: dict) -> list[dict]:

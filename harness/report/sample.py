@@ -1,30 +1,30 @@
 """A sample run: claim outcomes computed from real profiles, shaped as the claims suite ships them.
 
     outcomes, info = sample_run("minilm", prompts=["The cat sat.", "Rain fell."])   # ClaimOutcome records
-    outcomes, info = sample_run("minilm", prompts=corpus())    # the suite's default corpus (claims/prompts.txt)
+    outcomes, info = sample_run("minilm", prompts=corpus())    # the suite's default corpus (harness/note/prompts.txt)
     write_report(outcomes, info, Path("reports/sample.html"))
 
     python -m harness.report.sample --model minilm --out docs/sample.html [--corpus]
 
 Used by the report's own tests and to draw the README's screenshot without running the suite.
 The outcomes are the records (harness.judge.outcome.ClaimOutcome) the claims suite attaches to each
-test item, held to the suite's own expectations file (claims/expectations.toml).
+test item, held to the suite's own expectations file (harness/note/expectations.toml).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from harness import CleanPass, profile
-from harness.judge import judgement as J
 from harness.judge.expectations import load_expectations
 from harness.judge.outcome import ClaimOutcome, Example, status_of
+from harness.judge.verdict import NOT_APPLICABLE, Verdict
 from harness.model import load_subject
+from harness.note import EXPECTATIONS, NOTE_CLAIMS
+from harness.note import PROMPTS as CORPUS
 from harness.settings import Settings
-from harness.suite.checks import prediction_curves, profiles, token_norms
 
 SAMPLE_PROMPTS = (
     "The old dog slept soundly.",
@@ -32,8 +32,6 @@ SAMPLE_PROMPTS = (
     "Can you explain why the sky looks red at sunset?",
     "<script>alert(1)</script>",  # must show as text in the report
 )
-EXPECTATIONS = Path(__file__).resolve().parents[2] / "claims" / "expectations.toml"
-CORPUS = Path(__file__).resolve().parents[2] / "claims" / "prompts.txt"
 
 
 def corpus(path: Path = CORPUS) -> list[str]:
@@ -52,19 +50,29 @@ def sample_run(
     c0_factor: float = 0.5,
     expectations: Path = EXPECTATIONS,
 ) -> tuple[list[ClaimOutcome], dict]:
-    """Outcome records (one per would-be test item) and a run-info dict, from real measurements."""
+    """Outcome records (one per would-be test item) and a run-info dict, from real measurements.
+
+    Every note claim is run through its own record, as its test runs it: not applicable by its
+    `applies` (or its expectation, for a claim with measurements of its own), else judged at
+    `factors` (C0 at `c0_factor`), and a claim judged on one profile also over `hypothesis_factors`
+    as one property item.
+    """
+    from harness.measure.session import Measurements
+    from harness.model.prompts import tokenize
+
     expected = load_expectations(expectations, model, layer)
     subject = load_subject(model, device="cpu")
-    clean = CleanPass(subject, list(prompts))
-    prof = profile(subject, None, layer, factors, per_prompt=True, clean=clean)
+    settings = Settings(model=model, layer=layer, device="cpu")
+    run = Measurements(subject, tokenize(subject, list(prompts)), settings).at(settings)
 
-    def outcome(verdict: J.Verdict, source: str, factor: float | None, name: str, **kw: object) -> ClaimOutcome:
-        claim = verdict.claim
+    def outcome(claim: object, verdict: Verdict, source: str, factor: float | None, name: str, **kw: object) -> ClaimOutcome:
+        wanted = expected[claim.id]
         return ClaimOutcome.measured(
             verdict,
-            expected[claim].verdict,
-            expectation_reason=f"{expected[claim].where}: {expected[claim].reason}",
-            nodeid=f"claims/test_{claim.lower()}.py::{name}",
+            claim,
+            wanted.verdict,
+            expectation_reason=f"{wanted.where}: {wanted.reason}",
+            nodeid=f"claims/test_{claim.id.lower()}.py::{name}",
             model=model,
             layer=layer,
             source=source,
@@ -73,22 +81,30 @@ def sample_run(
         )
 
     outcomes: list[ClaimOutcome] = []
-    for claim_id, judge in J.JUDGES.items():
-        for i, factor in enumerate(prof.factors):
-            extra = {"profile": prof.to_dict(), **({"token_norms": token_norms(prof)} if claim_id == "C5" else {})}
-            outcomes.append(outcome(judge(prof, i), "note", factor, f"test_{claim_id}_note[{factor:g}]", evidence=extra))
-    hyp = profile(subject, None, layer, hypothesis_factors, per_prompt=True, clean=clean)
-    for claim_id in ("C1", "C2", "C3", "C4", "C5"):  # one property test per claim, as the suite has
-        verdicts = [J.JUDGES[claim_id](hyp, i) for i in range(len(hyp.factors))]
-        examples = tuple(
-            Example(f, v.verdict, status_of(v.verdict, expected[claim_id].verdict), v.margin, v.margin_text)
-            for f, v in zip(hyp.factors, verdicts, strict=True)
-        )
-        closest = min(verdicts, key=lambda v: v.margin if v.margin is not None else 0.0)  # each example's own verdict
-        outcomes.append(outcome(closest, "hypothesis", None, f"test_{claim_id}_hypothesis", examples=examples))
-    layers = {n: profile(subject, None, n, [c0_factor], per_prompt=True, clean=clean) for n in range(subject.n_blocks)}
-    outcomes.insert(0, outcome(J.judge_c0(layers), "note", c0_factor, "test_C0_causality"))
-    outcomes += _c6(subject, list(prompts), layer, factors, expected["C6"], outcome)
+    for claim in NOTE_CLAIMS:
+        wanted = expected[claim.id]
+        why = claim.applies(subject, layer) if claim.applies is not None else None
+        if why is None and wanted.verdict == NOT_APPLICABLE and claim.measure is not None:
+            why = wanted.reason  # not measured: it needs passes of its own; one judged on the run's profile costs nothing
+        if why is not None:
+            verdict = Verdict(claim.id, NOT_APPLICABLE, 0.0, "", why)
+            outcomes.append(outcome(claim, verdict, "applicability", None, f"test_{claim.id}_note"))
+            continue
+        for factor in [c0_factor] if claim.draws is not None else factors:
+            measured = claim.measured(run, factor)
+            extra = dict(claim.evidence(run, factor, measured)) if claim.evidence is not None else {}
+            if hasattr(measured, "to_dict"):
+                extra["profile"] = measured.to_dict()
+            verdict = claim.verdict(measured, run)
+            outcomes.append(outcome(claim, verdict, "note", factor, f"test_{claim.id}_note[{factor:g}]", evidence=extra))
+        if claim.measure is None:  # one property test per claim judged on one profile, as the suite has
+            verdicts = [claim.verdict(claim.measured(run, f), run) for f in hypothesis_factors]
+            examples = tuple(
+                Example(f, v.verdict, status_of(v.verdict, wanted.verdict), v.margin, v.margin_text)
+                for f, v in zip(hypothesis_factors, verdicts, strict=True)
+            )
+            closest = min(verdicts, key=lambda v: v.margin if v.margin is not None else 0.0)  # each example's own verdict
+            outcomes.append(outcome(claim, closest, "hypothesis", None, f"test_{claim.id}_hypothesis", examples=examples))
     info = {
         **subject.describe(),
         "layer": layer,
@@ -101,23 +117,6 @@ def sample_run(
         "command": "python -m harness.report.sample --model " + model,
     }
     return outcomes, info
-
-
-def _c6(
-    subject: object, prompts: list[str], layer: int, factors: Sequence[float], expected: object, outcome: Callable
-) -> list[ClaimOutcome]:
-    """C6 as its test records it: not applicable without an LM head or by expectation, else judged per factor."""
-    why = None if subject.head is not None else f"{subject.name} has {subject.head_note}"
-    if why is not None or expected.verdict == J.NOT_APPLICABLE:
-        verdict = J.Verdict("C6", J.NOT_APPLICABLE, 0.0, "", why or expected.reason)
-        return [outcome(verdict, "applicability", None, "test_C6_predictions_change")]
-    measure = profiles(subject, lambda: CleanPass(subject, prompts, predictions=True), Settings(), predictions=True)
-    prof = measure(layer, tuple(factors))
-    out = []
-    for i, factor in enumerate(prof.factors):
-        evidence = {**prediction_curves(measure, layer, subject.n_blocks, factor), "profile": prof.to_dict()}
-        out.append(outcome(J.judge_c6(prof, i), "note", factor, f"test_C6_predictions_change[{factor:g}]", evidence=evidence))
-    return out
 
 
 def _versions() -> dict[str, str]:

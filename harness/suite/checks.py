@@ -1,14 +1,11 @@
-"""Claim checks: turn a Verdict into a test result and a claim outcome record.
+"""Claim checks: a claim's two tests, and the checker that turns each Verdict into a test result and a record.
 
-    pytestmark = pytest.mark.claim("C3", applies=growth_steps)     # the claim id, once per module
+    from harness.note.c3_growth import C3
+    test_C3_growth, test_C3_growth_drawn = claim_tests(C3)   # at the note's factors; over drawn factors
 
-    def test_C3_growth_after_intervention(factor, measure, claim_check):
-        prof = measure(factor)
-        claim_check.note(judge_c3(prof), factor=factor, profile=prof)
-
-The `claim_check` fixture (harness.suite.plugin) reads the claim id from the `claim` marker and skips,
-recording why, a claim that is not applicable: expected so on this model, or whose sites do not
-exist at this layer (the marker's `applies(subject, layer) -> reason | None`). `note` attaches the
+The `claim_check` fixture (harness.suite.plugin) reads the claim from the `claim` marker (which
+claim_tests sets) and skips, recording why, a claim that is not applicable: expected so on this
+model, or whose sites do not exist at this layer (the claim's `applies(subject, layer) -> reason | None`). `note` attaches the
 outcome (harness.judge.outcome.ClaimOutcome) to the test item and then fails the test when the verdict
 differs from the expectation, in either direction; a finding (harness.judge.outcome.FINDING: a layer-map
 layer, or an empirical claim on a model without a section) is recorded and never fails. `hypothesis` does the same for a property test
@@ -17,14 +14,15 @@ over drawn factors, keeping every example tried with its own verdict.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import pytest
 
+from harness.judge.claim import Claim, ClaimError, claim_named
 from harness.judge.expectations import Expectation
-from harness.judge.judgement import HOLDS, NOT_APPLICABLE, Verdict
 from harness.judge.outcome import FINDING, PROPERTY, ClaimOutcome, Example, status_of
+from harness.judge.verdict import HOLDS, NOT_APPLICABLE, Verdict
 from harness.settings import Settings
 
 Applies = Callable[[object, int], str | None]  # (subject, layer) -> why the claim does not apply, or None
@@ -33,21 +31,25 @@ Applies = Callable[[object, int], str | None]  # (subject, layer) -> why the cla
 @dataclass
 class ClaimCheck:
     node: pytest.Item
-    claim: str
+    claim: Claim
     expectation: Expectation
     settings: Settings
     tried: list[tuple[Example, Verdict]] = field(default_factory=list)  # Hypothesis examples, each with its own verdict
 
+    def __post_init__(self) -> None:
+        self.claim = claim_named(self.claim)  # a Claim, or the id of a registered one
+
     def skip_unless_applicable(self, subject: object, applies: Applies | None) -> None:
         """Record and skip when the claim is not applicable: by its expectation, or at this layer."""
         why = applies(subject, self.settings.layer) if applies is not None else None
-        if why is None and self.expectation.verdict != NOT_APPLICABLE:
+        under = self.claim.not_applicable_under(self.settings.intervention_spec()) if why is None else None
+        if why is None and under is None and self.expectation.verdict != NOT_APPLICABLE:
             return
-        reason = why or self.expectation.reason
-        verdict = Verdict(self.claim, NOT_APPLICABLE, 0.0, "", reason)
-        self._record(verdict, "applicability", None, expected=NOT_APPLICABLE if why else self.expectation.verdict)
+        reason = why or under or self.expectation.reason
+        verdict = Verdict(self.claim.id, NOT_APPLICABLE, 0.0, "", reason)
+        self._record(verdict, "applicability", None, expected=NOT_APPLICABLE if why or under else self.expectation.verdict)
         where = f" at layer {self.settings.layer}" if why else ""
-        pytest.skip(f"{self.claim} is not applicable to {self.settings.model}{where}: {reason}")
+        pytest.skip(f"{self.claim.id} is not applicable to {self.settings.model}{where}: {reason}")
 
     @property
     def seed(self) -> int:
@@ -82,7 +84,7 @@ class ClaimCheck:
                 _, own = off[0] if off else min(self.tried, key=lambda t: t[1].margin if t[1].margin is not None else float("inf"))
                 margins = [v.margin for _, v in self.tried if v.margin is not None]
                 summary = Verdict(
-                    self.claim,
+                    self.claim.id,
                     own.verdict,
                     min(margins, default=0.0),
                     f"{len(self.tried)} drawn examples; " + ("first off expectation: " if off else "closest: ") + own.margin_text,
@@ -95,14 +97,39 @@ class ClaimCheck:
                 )
                 self._record(summary, "hypothesis", None, examples=tuple(e for e, _ in self.tried))
 
+    def run_note(self, run: object, factor: float) -> None:
+        """Measure, judge, record and assert the claim at one of the note's factors."""
+        measured = self.claim.measured(run, factor)
+        verdict = self._judged(measured, run)
+        extra = self.claim.evidence(run, factor, measured) if self.claim.evidence is not None else None
+        self.note(verdict, factor=factor, profile=measured if hasattr(measured, "to_dict") else None, evidence=extra)
+
+    def run_drawn(self, run: object) -> None:
+        """The claim over Hypothesis-drawn factors (and whatever else the claim draws), every example recorded."""
+        from hypothesis import given
+
+        drawn = dict(self.claim.draws(run.subject)) if self.claim.draws is not None else {}
+
+        @given(factor=drawn_factors(self.claim.keep_band, self.settings.intervention), **drawn)
+        def examples(factor: float, **params: object) -> None:
+            self.example(self._judged(self.claim.measured(run, factor, **params), run), factor, **params)
+
+        self.hypothesis(examples)
+
     # -----------------------------------------------------------------------------------------
+
+    def _judged(self, measured: object, run: object) -> Verdict:
+        try:
+            return self.claim.verdict(measured, run)
+        except ClaimError as exc:
+            pytest.fail(str(exc), pytrace=False)
 
     def _assert(self, verdict: Verdict, where: str) -> None:
         expected = self.expectation
         if expected.verdict != FINDING and verdict.verdict != expected.verdict:
             word = "unexpected pass" if verdict.verdict == HOLDS else "refuted"
             pytest.fail(
-                f"{self.claim} {word} on {self.settings.model} at {where}: measured {verdict.verdict!r}, expected "
+                f"{self.claim.id} {word} on {self.settings.model} at {where}: measured {verdict.verdict!r}, expected "
                 f"{expected.verdict!r} ({expected.where}: {expected.reason}).\n  why: {verdict.reason}\n  margin: {verdict.margin_text}",
                 pytrace=False,
             )
@@ -117,15 +144,17 @@ class ClaimCheck:
         evidence: Mapping[str, object] | None = None,
         examples: tuple[Example, ...] = (),
     ) -> None:
-        if verdict.claim != self.claim:
-            raise ValueError(f"{self.node.nodeid} is marked claim({self.claim!r}) but judged {verdict.claim}: mark it with its claim")
+        if verdict.claim != self.claim.id:
+            raise ValueError(f"{self.node.nodeid} is marked claim({self.claim.id!r}) but judged {verdict.claim}: mark it with its claim")
         outcome = ClaimOutcome.measured(
             verdict,
+            self.claim,
             expected or self.expectation.verdict,
             expectation_reason=self.expectation.reason,
             nodeid=self.node.nodeid,
             model=self.settings.model,
             layer=self.settings.layer,
+            intervention=self.settings.intervention_spec(),
             source=source,
             factor=factor,
             evidence=evidence,
@@ -141,87 +170,34 @@ def note_factors() -> list[float]:
     return list(NOTE_FACTORS)
 
 
-def drawn_factors(keep_band: bool = True):
-    """Factors in [0.5, 1.5], the note's range (§3.3). With keep_band, |1 − s| < FACTOR_BAND is left out:
-    claims about a visible change cannot hold when the scaling is (nearly) the identity."""
+def drawn_factors(keep_band: bool = True, intervention: str = "scale"):
+    """The note's factors f in [0.5, 1.5] (§3.3). With keep_band, those whose strength lies within the band
+    around the kind's identity are left out: claims about a visible change cannot hold when the edit is
+    (nearly) the identity. Under scale and scale-update that is |1 − f| < FACTOR_BAND, the note's band;
+    under noise, add and mean-ablate the identity is strength 0, which no f reaches, so every f is drawn."""
     from hypothesis import strategies as st
 
-    from harness.judge.judgement import FACTOR_BAND
+    from harness.intervene.kinds import KINDS
+    from harness.note.thresholds import FACTOR_BAND
 
+    kind = KINDS[intervention]
     factors = st.floats(min_value=0.5, max_value=1.5, allow_nan=False, allow_infinity=False)
-    return factors.filter(lambda s: abs(1.0 - s) >= FACTOR_BAND) if keep_band else factors
+    return factors.filter(lambda f: not kind.near_identity(f, FACTOR_BAND)) if keep_band else factors
 
 
-def token_norms(prof: object) -> dict[str, object]:
-    """C5's explanation (§3.2) as evidence: the first token's clean norm against the other tokens', per site."""
-    return {
-        "sites": list(prof.sites),
-        "first_token_norm": [float(v) for v in prof.first_token_norm],
-        "other_token_norm": [float(v) for v in prof.other_token_norm],
-    }
+def claim_tests(claim: Claim) -> tuple[Callable[..., None], Callable[..., None]]:
+    """The claim's two tests: at each of the note's factors, and over drawn factors. Assign both to test_ names:
 
-
-def profiles(
-    subject: object, clean: Callable[[], object], settings: Settings, **options: object
-) -> Callable[[int, Sequence[float]], object]:
-    """measure(layer, factors) -> Profile over `clean()`'s corpus, per prompt, cached by (layer, factors).
-
-    `clean` makes the clean pass (harness.CleanPass) on the first measurement, so a module whose
-    claim is skipped never runs it; `options` go to harness.profile (predictions=True, ...).
+        test_growth, test_growth_drawn = claim_tests(GROWTH)
     """
-    from harness import profile
 
-    made: list[object] = []
-    cache: dict[tuple[int, tuple[float, ...]], object] = {}
+    @pytest.mark.claim(claim)
+    @pytest.mark.parametrize("factor", note_factors())
+    def at_note_factors(factor: float, claim_check: ClaimCheck, claim_run: object) -> None:
+        claim_check.run_note(claim_run, factor)
 
-    def measure(layer: int, factors: Sequence[float]) -> object:
-        key = (layer, tuple(factors))
-        if key not in cache:
-            if not made:
-                made.append(clean())
-            cache[key] = profile(
-                subject,
-                None,
-                layer,
-                list(factors),
-                per_prompt=True,
-                clean=made[0],
-                memory_budget_mb=settings.memory_budget_mb,
-                factor_batch=settings.factor_batch,
-                **options,
-            )
-        return cache[key]
+    @pytest.mark.claim(claim)
+    def over_drawn_factors(claim_check: ClaimCheck, claim_run: object) -> None:
+        claim_check.run_drawn(claim_run)
 
-    return measure
-
-
-# C6's evidence grid: 0.5, 0.6, …, 1.5, factor 1 and the band's edges included (the document contract)
-DOSE_GRID = tuple(round(0.5 + 0.1 * i, 1) for i in range(11))
-
-
-def prediction_curves(measure: Callable[[int, tuple[float, ...]], object], layer: int, n_blocks: int, factor: float) -> dict[str, object]:
-    """C6's evidence: the dose-response over DOSE_GRID at `layer`, and the KL at `factor` with each block scaled.
-
-    `measure(layer, factors)` returns a Profile made with predictions=True (one clean pass for all).
-    """
-    dose = measure(layer, DOSE_GRID)
-    return {
-        "dose_response": {
-            "factors": list(DOSE_GRID),
-            "kl": _listed(dose.kl),
-            "top1_agreement": _listed(dose.top1_agreement),
-            "nll_change": _listed(dose.nll_change),
-        },
-        "kl_by_layer": {
-            "layers": list(range(n_blocks)),
-            "kl": [_listed(measure(n, (factor,)).kl)[0] for n in range(n_blocks)],
-            "factor": factor,
-        },
-    }
-
-
-def _listed(values: object) -> list[float | None]:
-    """JSON-ready floats; None for a value not measured (nll_change of a masked LM) or not finite."""
-    import numpy as np
-
-    return [] if values is None else [float(v) if np.isfinite(v) else None for v in values]
+    return at_note_factors, over_drawn_factors

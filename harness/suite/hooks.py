@@ -20,6 +20,9 @@ CLAIMS_FOLDER = "claims"  # relative to pytest's rootdir; node ids under it star
 # The user property by which a claim test carries its model's run info (JSON: describe(), layer, layers,
 # or the error it could not load with) to the report, from whichever xdist worker ran it.
 MODEL_PROPERTY = "claim_model"
+# The user property by which a claim test names its claim's id (its `claim` marker's), so the report knows
+# which claim a test judges also when it ends without an outcome on an xdist worker.
+CLAIM_PROPERTY = "claim_id"
 
 
 class SuiteHooks:

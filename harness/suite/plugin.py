@@ -7,6 +7,12 @@
     pytest claims/ --layers all                 # layer map: C1–C5 at every block; only --layer's results can fail
     pytest claims/ --update-expectations        # rewrite this model's (and layer's) expectations from this run
     pytest claims/ --expectations my.toml       # judge against another expectations file
+    pytest my_claims/ --model minilm            # a user's own claims, from any folder (harness.judge.claim)
+
+Installed, the plugin is a pytest11 entry point, active in every pytest run and inert in runs that are not
+claims runs: a claims run names the note's claims folder, or collects a test marked with a claim
+(harness.suite.checks.claim_tests marks them). Only a claims run checks its files, loads a model,
+sets the Hypothesis profile or prints a header.
 
 The measurement options are made from `harness.settings.Settings` (same names, help and defaults
 as the CLI's flags), each with an environment fallback `HARNESS_<NAME>`. Options, the prompts file
@@ -37,9 +43,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import InvalidArgument
 
 from harness.errors import HarnessError
+from harness.intervene.kinds import KINDS
+from harness.judge.claim import CLAIMS, Claim, ClaimError, claim_named, twice_messages
 from harness.settings import ENV_PREFIX, PYTEST, Settings, options, where_given
-from harness.suite.hooks import MODEL_PROPERTY, claims_dir, names_claims, runs_tests
-from harness.suite.runs import LAYER_MAP_CLAIMS, ModelRun, model_in_nodeid
+from harness.suite.hooks import CLAIM_PROPERTY, MODEL_PROPERTY, names_claims, runs_tests
+from harness.suite.runs import ModelRun, model_in_nodeid
 
 SETTINGS = pytest.StashKey[Settings]()  # the first model's settings (the only one's, in a one-model run)
 RUNS = pytest.StashKey[list]()  # harness.suite.runs.ModelRun per model, in command-line order
@@ -47,6 +55,10 @@ EXPECTATIONS = pytest.StashKey[Path]()  # the expectations file, checked at star
 TEXTS = pytest.StashKey[list]()  # the corpus as read at start-up (harness.model.prompts.read_prompts)
 CORPUS_WARNING = pytest.StashKey[str | None]()  # invisible-only lines skipped in it (PromptFile.warning), or None
 PROFILES = ("ci", "dev", "thorough")  # Hypothesis profiles registered below
+CLAIMS_RUN = pytest.StashKey[bool]()  # set up as a claims run (files checked, Hypothesis profile loaded)
+INPUTS_CHECKED = pytest.StashKey[bool]()  # the report path checked against the run's inputs
+MARKED = pytest.StashKey[set]()  # ids of the claims the collected tests judge, before -k or -m deselect any
+SETTINGS_ERROR = pytest.StashKey[str]()  # why the options could not be read, said only in a claims run
 
 
 # ---------------------------------------------------------------------------------------------
@@ -63,7 +75,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--expectations",
         default=None,
-        help="expected verdicts per model and layer, a TOML file (default claims/expectations.toml) [HARNESS_EXPECTATIONS]",
+        help="expected verdicts per model and layer, a TOML file (default harness/note/expectations.toml) [HARNESS_EXPECTATIONS]",
     )
     group.addoption(
         "--update-expectations",
@@ -74,25 +86,57 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "claim(id, applies=None): a test giving the verdict of claim `id` (C0 … C5) of the note")
+    config.addinivalue_line(
+        "markers", "claim(id, applies=None): a test giving the verdict of a claim (a harness.judge.claim.Claim, or its id)"
+    )
     if getattr(config.option, "help", False) or getattr(config.option, "markers", False):
         return  # describing the suite needs no settings
-    _load_hypothesis_profile(config)
+    import harness.note  # noqa: F401 - registers the note's claims
+
     try:
         runs = [ModelRun(_worker_device(config, settings), n) for n, settings in enumerate(_settings_from(config))]
         config.stash[RUNS] = runs
         config.stash[SETTINGS] = runs[0].settings
+    except HarnessError as exc:
         if names_claims(config):
-            _check_files(config)
-            if hasattr(config.hook, "pytest_claim_inputs"):  # the report plugin is there to refuse a path over an input
-                config.hook.pytest_claim_inputs(config=config, inputs=_inputs(config))
+            raise pytest.UsageError(str(exc)) from None
+        config.stash[SETTINGS_ERROR] = str(exc)  # said if this turns out to be a claims run
+        return
+    if names_claims(config):
+        _claims_run(config)
+
+
+def _claims_run(config: pytest.Config) -> None:
+    """What only a claims run does: the Hypothesis profile, the corpus and the expectations file, once."""
+    if config.stash.get(CLAIMS_RUN, False):
+        return
+    if SETTINGS_ERROR in config.stash:
+        raise pytest.UsageError(config.stash[SETTINGS_ERROR])
+    _load_hypothesis_profile(config)
+    try:
+        _check_files(config)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
+    config.stash[CLAIMS_RUN] = True
+
+
+def _refuse_report_over_inputs(config: pytest.Config) -> None:
+    """Once, in a claims run: the report plugin refuses a report path over a file the run reads. Called after every
+    plugin's pytest_configure (the report plugin's included, whatever order the entry points load in)."""
+    if not config.stash.get(CLAIMS_RUN, False) or config.stash.get(INPUTS_CHECKED, False):
+        return
+    config.stash[INPUTS_CHECKED] = True
+    if hasattr(config.hook, "pytest_claim_inputs"):  # the report plugin is there
+        try:
+            config.hook.pytest_claim_inputs(config=config, inputs=_inputs(config))
+        except HarnessError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.hookimpl(tryfirst=True)  # before the terminal prints the header, which names the subject
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
+    _refuse_report_over_inputs(config)  # before a model loads: a refused report path costs nothing
     if RUNS in config.stash and len(config.stash[RUNS]) == 1 and names_claims(config) and runs_tests(config):
         _load(config)  # one model: at once, so that a model that cannot load stops the session (exit 4)
 
@@ -120,8 +164,17 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             lines.append(f"harness: WARNING {warning}")
     lines += [f"harness: {m['prompts_left_out_note']}" for m in info["models"] if m.get("prompts_left_out_note")]
     lines += [f"harness: {m['model']} placed by accelerate: {m['device_map']}" for m in info["models"] if m.get("device_map")]
+    spec = runs[0].settings.intervention_spec()
+    if spec != type(spec)():
+        lines.append(f"harness: intervention {_intervention_line(info['intervention'])}")
     if runs[0].settings.layers is not None:
         lines.append(f"harness: layer map {runs[0].settings.layers} (C1–C5 at each; layers other than {info['layer']} are findings)")
+    if runs[0].settings.interventions is not None:
+        kinds, own = runs[0].settings.map_interventions(), runs[0].settings.intervention
+        lines.append(
+            f"harness: intervention map {','.join(kinds)} (C1–C6 under each at block {info['layer']}, one clean pass; "
+            f"kinds other than {own} are findings unless [model.KIND] names them)"
+        )
     return lines
 
 
@@ -134,22 +187,44 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("harness_model", range(len(runs)), ids=[r.model for r in runs], indirect=True, scope="session")
     marker = metafunc.definition.get_closest_marker("claim")
     layers = sorted({n for r in runs for n in (r.planned_layers() or [])})
-    if layers and marker is not None and marker.args and marker.args[0] in LAYER_MAP_CLAIMS:
+    if layers and marker is not None and marker.args and getattr(_marked_claim(marker), "layer_map", False):
         metafunc.parametrize("harness_layer", layers, ids=[f"L{n}" for n in layers], indirect=True, scope="session")
+    kinds = [k for k in KINDS if any(k in r.settings.map_interventions() for r in runs)]
+    if kinds and marker is not None and marker.args and getattr(_marked_claim(marker), "intervention_map", False):
+        metafunc.parametrize("harness_intervention", kinds, ids=kinds, indirect=True, scope="session")
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("claim")
+    if marker is not None and marker.args:
+        claim = _marked_claim(marker)
+        item.config.stash.setdefault(MARKED, set()).add(claim.id if claim is not None else None)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own grouping by fixture parameters
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Model by model (each loads once), layer by layer within a model (one measure cache at a time);
     a layer of `--layers all` beyond a shallower model's blocks is no test of it."""
-    if RUNS not in config.stash:
-        return
+    files = {str(getattr(item, "fspath", "")) for item in items}
+    marked = any(item.get_closest_marker("claim") is not None for item in items)
+    defined = any(claim.defined_in in files for claim in CLAIMS.values())  # a claim made in a collected test module
+    if not (marked or defined or config.stash.get(CLAIMS_RUN, False)):
+        return  # not a claims run: the plugin stays out of it
+    _claims_run(config)
+    _refuse_report_over_inputs(config)
+    _check_claims(config, items)
     runs, kept, dropped = config.stash[RUNS], [], []
     for item in items:
-        model, layer = _target(item)
+        model, layer, kind = _target(item)
         planned = runs[model].planned_layers() if model is not None and layer is not None else None
-        (dropped if planned is not None and layer not in planned else kept).append(item)
-    kept.sort(key=lambda item: tuple(-1 if v is None else v for v in _target(item)))
+        off_layer = planned is not None and layer not in planned
+        if model is not None and kind is not None:
+            own = runs[model].settings
+            off_kind = kind not in own.map_interventions()  # another model's map
+            both = layer is not None and layer != own.layer and kind != own.intervention  # the maps cross at the judged layer and kind only
+            off_layer = off_layer or off_kind or both
+        (dropped if off_layer else kept).append(item)
+    kept.sort(key=lambda item: tuple(-1 if v is None else v for v in _order(item)))
     if dropped:
         config.hook.pytest_deselected(items=dropped)
     items[:] = kept
@@ -178,7 +253,10 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     try:
         return (yield)
     finally:
-        model, _ = _target(item)
+        marker = item.get_closest_marker("claim")
+        if marker is not None and marker.args:
+            item.user_properties.append((CLAIM_PROPERTY, str(getattr(marker.args[0], "id", marker.args[0]))))
+        model = _target(item)[0]
         runs = item.config.stash.get(RUNS, [])
         if model is not None and runs[model].info:
             item.user_properties.append((MODEL_PROPERTY, json.dumps(runs[model].info, ensure_ascii=False)))
@@ -202,9 +280,18 @@ def pytest_claim_outcomes(config: pytest.Config, outcomes: list, complete: bool,
     if not complete:
         say(f"harness: expectations NOT updated ({path} unchanged): {why}; rerun to completion to update them", red=True)
         return
+    kind = config.stash[SETTINGS].intervention
+    if kind != "scale":
+        say(
+            f"harness: expectations NOT updated ({path} unchanged): they record the note's scaling; under --intervention {kind} "
+            f"write the [model.{kind}] section by hand",
+            red=True,
+        )
+        return
     for run in config.stash[RUNS]:
         settings = run.settings
-        summary = summarize([o for o in outcomes if o.model == settings.model and o.layer in (settings.layer, None)])
+        own = [o for o in outcomes if o.model == settings.model and o.layer in (settings.layer, None)]
+        summary = summarize([o for o in own if o.intervention == settings.intervention])  # an intervention map's others: findings
         if not summary:
             continue
         try:
@@ -245,9 +332,16 @@ def harness_layer(request: pytest.FixtureRequest) -> int | None:
 
 
 @pytest.fixture(scope="session")
-def settings(harness_model: ModelRun, harness_layer: int | None) -> Settings:
-    """The test's model's settings, at the test's layer."""
-    return harness_model.settings if harness_layer is None else harness_model.settings.replace(layer=harness_layer)
+def harness_intervention(request: pytest.FixtureRequest) -> str | None:
+    """The intervention map's kind of this test (None: the model's --intervention)."""
+    return getattr(request, "param", None)
+
+
+@pytest.fixture(scope="session")
+def settings(harness_model: ModelRun, harness_layer: int | None, harness_intervention: str | None) -> Settings:
+    """The test's model's settings, at the test's layer and under the test's intervention."""
+    out = harness_model.settings if harness_layer is None else harness_model.settings.replace(layer=harness_layer)
+    return out if harness_intervention is None else out.at_intervention(harness_intervention)
 
 
 @pytest.fixture(scope="session")
@@ -267,37 +361,20 @@ def prompts(tokens) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def clean_pass(pytestconfig: pytest.Config, subject, tokens, harness_model: ModelRun):
-    """The clean forward over the corpus, run once per model and shared by every claim and every layer."""
-    from harness import CleanPass
+def claim_run(pytestconfig: pytest.Config, harness_model: ModelRun, settings: Settings):
+    """What a claim measures and judges through (harness.measure.session.Run): this model's one cache, this test's layer.
 
-    progress = progress_lines(pytestconfig, f"clean pass of {harness_model.model}")
-    return CleanPass(subject, tokens, harness_model.settings.memory_budget_mb, progress=progress)
+    The model's measurements, clean passes included, are made on first use and shared by every claim and layer."""
+    from harness.measure.session import Measurements
 
-
-@pytest.fixture(scope="session")
-def measure(pytestconfig: pytest.Config, subject, clean_pass, settings: Settings) -> Callable:
-    """measure(factor) -> Profile at the settings' layer, per prompt, cached by factor for the session."""
-    from harness import profile
-
-    cache: dict[float, object] = {}
-
-    def run(factor: float):
-        if factor not in cache:
-            cache[factor] = profile(
-                subject,
-                None,
-                settings.layer,
-                [factor],
-                per_prompt=True,
-                clean=clean_pass,
-                memory_budget_mb=settings.memory_budget_mb,
-                factor_batch=settings.factor_batch,
-                progress=progress_lines(pytestconfig, f"{settings.model}, block {settings.layer} × {factor:g}"),
-            )
-        return cache[factor]
-
-    return run
+    if harness_model.measurements is None:
+        harness_model.measurements = Measurements(
+            harness_model.subject,
+            harness_model.tokens,
+            harness_model.settings,
+            progress=lambda label: progress_lines(pytestconfig, label),
+        )
+    return harness_model.measurements.at(settings)
 
 
 def progress_lines(config: pytest.Config, label: str, after_s: float = 5.0) -> Callable[[int, int], None] | None:
@@ -327,19 +404,23 @@ def expectations(pytestconfig: pytest.Config, settings: Settings, harness_model:
     from harness.judge.expectations import load_expectations
 
     judged = None if harness_layer is None else harness_model.settings.layer
-    return load_expectations(pytestconfig.stash[EXPECTATIONS], settings.model, settings.layer, judged=judged)
+    return load_expectations(
+        pytestconfig.stash[EXPECTATIONS], settings.model, settings.layer, judged=judged, intervention=settings.intervention
+    )
 
 
 @pytest.fixture
 def claim_check(request: pytest.FixtureRequest, expectations, settings: Settings, subject):
     """The test's claim (from its `claim` marker): skipped here when not applicable, else checked by the test."""
+    from harness.judge.expectations import default_expectation
     from harness.suite.checks import ClaimCheck
 
     marker = request.node.get_closest_marker("claim")
-    if marker is None or not marker.args or marker.args[0] not in expectations:
-        pytest.fail(f"{request.node.nodeid} uses claim_check without a claim: mark it @pytest.mark.claim('C3')", pytrace=False)
-    check = ClaimCheck(request.node, marker.args[0], expectations[marker.args[0]], settings)
-    check.skip_unless_applicable(subject, marker.kwargs.get("applies"))
+    claim = _marked_claim(marker) if marker is not None and marker.args else None
+    if claim is None:
+        pytest.fail(f"{request.node.nodeid} uses claim_check without a claim: make its tests with claim_tests(CLAIM)", pytrace=False)
+    check = ClaimCheck(request.node, claim, expectations.get(claim.id) or default_expectation(claim, expectations), settings)
+    check.skip_unless_applicable(subject, marker.kwargs.get("applies") or claim.applies)
     return check
 
 
@@ -398,11 +479,12 @@ def _entries(text: str, where: str) -> list[str]:
 
 def _check_files(config: pytest.Config) -> None:
     """The corpus and the expectations file, read and checked once, before any test."""
+    from harness import note
     from harness.judge.expectations import check_path, read_table
     from harness.model.prompts import read_prompt_file
 
     settings = config.stash[SETTINGS]
-    path = claims_dir(config) / "expectations.toml"
+    path = note.EXPECTATIONS
     label = f"expectations file {str(path)!r}"
     variable = ENV_PREFIX + "EXPECTATIONS"
     flag = config.getoption("expectations")
@@ -418,7 +500,7 @@ def _check_files(config: pytest.Config) -> None:
     check_path(path, label, creating=bool(config.getoption("update_expectations")))
     read_table(path)  # a malformed file: say so now, once
     config.stash[EXPECTATIONS] = path
-    corpus = settings.prompts or claims_dir(config) / "prompts.txt"
+    corpus = settings.prompts or note.PROMPTS
     try:
         read = read_prompt_file(corpus)
     except OSError as exc:
@@ -428,8 +510,10 @@ def _check_files(config: pytest.Config) -> None:
 
 def _inputs(config: pytest.Config) -> list[tuple[str, Path]]:
     """Every file the run reads, as (what, path): the expectations file, the corpus, each model directory's files."""
+    from harness import note
+
     settings = config.stash[SETTINGS]
-    corpus = settings.prompts or claims_dir(config) / "prompts.txt"
+    corpus = settings.prompts or note.PROMPTS
     found = [(f"the expectations file {str(config.stash[EXPECTATIONS])!r}", config.stash[EXPECTATIONS])]
     found.append((f"the prompts file {str(corpus)!r}", Path(corpus)))
     for run in config.stash[RUNS]:
@@ -437,6 +521,44 @@ def _inputs(config: pytest.Config) -> list[tuple[str, Path]]:
         if folder.is_dir():  # a checkpoint: config.json, the weights, the tokenizer's files
             found += [(f"{p.name!r} of the model {run.model!r}", p) for p in sorted(folder.iterdir()) if p.is_file()]
     return found
+
+
+def _default_prompts() -> Path:
+    from harness.note import PROMPTS
+
+    return PROMPTS
+
+
+def _marked_claim(marker: pytest.Mark) -> Claim | None:
+    """The claim a `claim` marker names: a Claim, or the id of one; None for an id no claim has."""
+    try:
+        return claim_named(marker.args[0])
+    except ClaimError:
+        return None
+
+
+def _check_claims(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """One line and exit 4 for a claim that cannot be judged: no threshold, an id made twice, never tested, unknown."""
+    problems = list(twice_messages())
+    for item in items:
+        marker = item.get_closest_marker("claim")
+        if marker is None or not marker.args:
+            continue
+        claim = _marked_claim(marker)
+        if claim is None:
+            problems.append(f"{item.nodeid} is marked claim({marker.args[0]!r}), which no Claim defines: make the claim first")
+            continue
+        problems += [p for p in claim.problems() if p not in problems]
+    files = {str(getattr(item, "fspath", "")) for item in items}
+    tested = config.stash.get(MARKED, set())
+    for claim in CLAIMS.values():
+        if claim.id not in tested and claim.defined_in in files:
+            problems.append(
+                f"claim {claim.id!r} is defined in {claim.defined_in} but no test judges it: add "
+                f"`test_{claim.id.replace('-', '_')}, test_{claim.id.replace('-', '_')}_drawn = claim_tests(...)` there"
+            )
+    if problems:
+        raise pytest.UsageError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
 
 
 def _load(config: pytest.Config) -> None:
@@ -447,10 +569,16 @@ def _load(config: pytest.Config) -> None:
         raise pytest.UsageError(f"cannot run the claims: {exc}") from None
 
 
-def _target(item: pytest.Item) -> tuple[int | None, int | None]:
-    """(model index, layer map layer) of a claim test, from its parameters."""
+def _target(item: pytest.Item) -> tuple[int | None, int | None, str | None]:
+    """(model index, layer map layer, intervention map kind) of a claim test, from its parameters."""
     params = getattr(getattr(item, "callspec", None), "params", {})
-    return params.get("harness_model"), params.get("harness_layer")
+    return params.get("harness_model"), params.get("harness_layer"), params.get("harness_intervention")
+
+
+def _order(item: pytest.Item) -> tuple[int | None, int | None, int | None]:
+    """Model by model, then layer, then kind (KINDS order): one model's cache at a time."""
+    model, layer, kind = _target(item)
+    return model, layer, None if kind is None else list(KINDS).index(kind)
 
 
 def _load_hypothesis_profile(config: pytest.Config) -> None:
@@ -508,7 +636,7 @@ def _run_info(config: pytest.Config) -> dict[str, object]:
         **about,
         "models": models,
         "layer": settings.layer,
-        "prompts": str(settings.prompts or claims_dir(config) / "prompts.txt"),
+        "prompts": str(settings.prompts or _default_prompts()),
         "n_prompts": len(texts) if texts is not None else "not read",
         "prompt_texts": texts or [],
         "unknown_tokens": tokens.n_unknown if tokens is not None else None,
@@ -526,7 +654,28 @@ def _run_info(config: pytest.Config) -> dict[str, object]:
         else config.getoption("hypothesis_seed", None) or "random (repeat a failure with the @reproduce_failure blob it prints)",
         "command": " ".join(["pytest", *sys.argv[1:]]),
         "settings": {**settings.as_dict(), "model": about["model"]},
+        "intervention": _intervention_info(settings),
     }
+
+
+def _intervention_info(settings: Settings) -> dict[str, object]:
+    """The run record's intervention: kind, positions, component, direction and its sha256, and the strengths measured."""
+    spec = settings.intervention_spec().with_sha256()
+    kind = spec.kind_row
+    return {
+        **spec.describe(),
+        "formula": kind.formula,
+        "note_scale": kind.note_scale,
+        "strengths": f"the note's factor f is strength {kind.note_scale:.4g}·f; drawn f in [0.5, 1.5], s in {list(kind.drawn)}",
+        "delta_at_layer": kind.delta_at_layer,
+    }
+
+
+def _intervention_line(info: dict[str, object]) -> str:
+    words = [str(info["intervention"]), f"positions {info['positions']}", f"component {info['component']}"]
+    if info.get("direction_sha256"):
+        words.append(f"direction {info['direction']} sha256 {info['direction_sha256']}")
+    return ", ".join(words) + f" ({info['strengths']}; only [model.{info['intervention']}] sections can fail)"
 
 
 def _profile_name() -> str:

@@ -19,9 +19,6 @@ from dataclasses import dataclass, field
 from harness.errors import HarnessError
 from harness.settings import Settings, layers_of, max_memory_of
 
-# Claims a layer map judges at each of its layers; C0 already scales every block.
-LAYER_MAP_CLAIMS = ("C1", "C2", "C3", "C4", "C5")
-
 
 @dataclass
 class ModelRun:
@@ -34,6 +31,7 @@ class ModelRun:
     error: str | None = None  # why it could not load; its tests error with this
     info: dict[str, object] = field(default_factory=dict)  # the report's per-model run info
     tried: bool = False  # load() was called (in this process)
+    measurements: object | None = None  # harness.measure.session.Measurements: its one cache, made by the first claim test
 
     @property
     def model(self) -> str:
@@ -47,6 +45,7 @@ class ModelRun:
         try:
             subject = load_subject_for(self.settings)
             subject.check_layer(self.settings.layer)
+            check_intervention(subject, self.settings)
             layers = self.map_layers(subject.n_blocks)
             tokens = tokenize(subject, texts)
         except HarnessError as exc:
@@ -58,6 +57,8 @@ class ModelRun:
             **subject.describe(),
             "layer": self.settings.layer,
             "layers": layers,
+            "intervention": self.settings.intervention,
+            "interventions": self.settings.map_interventions() or None,
             "n_prompts": len(tokens.texts),  # measured: the corpus less the prompts left out
             "unknown_tokens": tokens.n_unknown,
             "prompts_left_out": list(tokens.left_out),  # indices in the corpus of prompts longer than the model's positions
@@ -90,7 +91,7 @@ class ModelRun:
     def release(self) -> None:
         """Drop the subject, its tokens and every tensor they hold; on CUDA return the cached blocks."""
         device = str(getattr(self.subject, "device", "cpu"))
-        self.subject = self.tokens = None
+        self.subject = self.tokens = self.measurements = None
         gc.collect()
         if device.startswith("cuda"):
             import torch
@@ -105,6 +106,19 @@ class ModelRun:
             "dtype": self.settings.dtype,
             "layer": self.settings.layer,
         }
+
+
+def check_intervention(subject: object, settings: Settings) -> None:
+    """What the settings' intervention (and each of an intervention map's) needs of this model: its component, add's
+    direction of the model's width."""
+    from harness.intervene.edits import read_direction
+    from harness.intervene.protocol import component_module
+
+    for kind in settings.map_interventions() or [settings.intervention]:
+        spec = settings.at_intervention(kind).intervention_spec().validated()
+        component_module(subject, settings.layer, spec.component)
+        if spec.kind == "add" and spec.direction is not None:
+            read_direction(spec.direction, int(subject.model.config.hidden_size))  # type: ignore[attr-defined]
 
 
 def peek_blocks(model: str) -> int | None:
