@@ -139,3 +139,23 @@ def test_a_run_without_claim_tests_is_left_alone(pytester, folder):
     assert result.ret == 0, result.stdout.str()[-2000:]
     assert "harness:" not in result.stdout.str()
     assert not (pytester.path / "reports").exists()
+
+
+def test_each_claim_draws_its_own_factors_and_the_same_ones_in_every_run(pytester, folder):
+    """Under the derandomized ci profile Hypothesis seeds a test from its function's source, which claim_tests
+    shares between claims; claim_seed gives each claim id its own draws. Two copies of the README claim under
+    other ids draw different factors, and a second run draws the same ones."""
+    text = readme_claim()
+    for name, claim_id in (("test_a.py", "drift-a"), ("test_b.py", "drift-b")):
+        (folder / name).write_text(text.replace('"drift-reaches-final"', f'"{claim_id}"'), encoding="utf-8")
+
+    def drawn() -> dict[str, list[float]]:
+        result = _run(pytester, "my_claims", "--model", "minilm", "-k", "drawn")
+        assert result.ret == 0, result.stdout.str()[-3000:]
+        doc = json.loads((pytester.path / "reports" / "claims.json").read_text())
+        return {c["claim"]: [e["factor"] for i in c["items"] for e in i.get("examples") or []] for c in doc["claims"]}
+
+    first = drawn()
+    assert set(first) == {"drift-a", "drift-b"} and all(len(f) >= 2 for f in first.values()), first
+    assert first["drift-a"] != first["drift-b"]
+    assert drawn() == first

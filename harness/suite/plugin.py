@@ -649,7 +649,7 @@ def _run_info(config: pytest.Config) -> dict[str, object]:
             "numpy": numpy.__version__,
         },
         "hypothesis_profile": _profile_name(),
-        "hypothesis_seed": "derandomized"
+        "hypothesis_seed": "derandomized: one seed per claim, from its id (harness.suite.checks.claim_seed)"
         if profile.derandomize
         else config.getoption("hypothesis_seed", None) or "random (repeat a failure with the @reproduce_failure blob it prints)",
         "command": " ".join(["pytest", *sys.argv[1:]]),
