@@ -17,17 +17,16 @@ page is computed from doc["claims"] alone.
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Callable
 
 from jinja2 import Environment, StrictUndefined
-from markupsafe import Markup
 
 from harness.judge import outcome
 from harness.report import plots
+from harness.report.figures import claim_figure, draw, profiles, who
 from harness.report.page import PAGE
+from harness.report.text import about, fmt, item_label, rule_bounds, short, statistic_text
 
 # Header fields in the order shown; anything else run info carries follows them.
 HEADER_KEYS = (
@@ -39,9 +38,6 @@ _NOT_SHOWN = {"settings", "prompt_texts", "error", "blocks", "max_length", "mode
 SHOWN_VALUES = 50
 SHOWN_LIST_VALUES = 12
 # How a rule compares its statistic with its threshold, in words (Claim.needs).
-NEEDS = {"<=": "≤", ">=": "≥", ">": ">", "<": "<"}
-# Each status's badge as (background, text, border), drawn with the class css_class(status). Judged statuses are
-# solid; findings (measured, never failing) are pale with their verdict's colour, so they read apart from a judgement.
 NOT_MEASURED = "not measured"  # a layer-map cell without an item
 STATUS_STYLES = {
     outcome.ERROR: ("#8250df", "#ffffff", "#8250df"),
@@ -86,58 +82,6 @@ def render_html(doc: dict) -> str:
 def css_class(status: object) -> str:
     """The badge class of a status: 'finding: holds' -> 'st-finding-holds' (letters, digits and '-' only)."""
     return "st-" + (re.sub(r"[^a-z0-9]+", "-", str(status).lower()).strip("-") or "unknown")
-
-
-def fmt(value: object) -> str:
-    """A number as the report prints it (the tests compare the HTML to the JSON through this)."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.6g}" if math.isfinite(value) else str(value)
-    if isinstance(value, list | tuple):
-        return ", ".join(fmt(v) for v in value)
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {fmt(v)}" for k, v in value.items())
-    return str(value)
-
-
-def short(value: object, digits: int = 3) -> str:
-    """A number to `digits` significant digits, for the verdict table (the exact value is in the JSON and the details)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return fmt(value)
-    if value == 0 or not math.isfinite(value):
-        return fmt(value)
-    if abs(value) < 1e-3 or abs(value) >= 1e5:
-        return f"{value:.{digits - 1}g}"
-    return f"{value:#.{digits}g}".rstrip(".")
-
-
-def statistic_text(name: str, statistic: object, ci95: object, threshold: object, needs: str, bounds: list | None = None) -> str:
-    """'median ratio = 7.80 [6.90, 8.60]; needs ≥ 10': the statistic, its 95 % interval and the rule, in words.
-
-    Digits: 3 significant, up to 5 where fewer would print different values of the statistic and its interval alike.
-    """
-    values = [statistic, *(ci95 if isinstance(ci95, list | tuple) and len(ci95) == 2 else [])]
-    numeric = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    digits = next((d for d in (3, 4, 5) if len({short(v, d) for v in numeric}) == len(set(numeric))), 3)
-    text = f"{name} = {short(statistic, digits)}" if name else short(statistic, digits)
-    if len(values) == 3:
-        text += f" [{short(values[1], digits)}, {short(values[2], digits)}]"
-    if needs == "within" and bounds and len(bounds) == 2:
-        low, high = sorted(bounds, key=lambda b: float(b) if isinstance(b, int | float) else 0.0)
-        return text + f"; needs {_plain(low)} < x ≤ {_plain(high)}"
-    if threshold is not None and needs:
-        return text + f"; needs {NEEDS.get(needs, needs)} {_plain(threshold)}"
-    return text
-
-
-def _plain(value: object) -> str:
-    """A threshold as written in harness/note/thresholds.py: 10, 0.05, 1e-05."""
-    return f"{value:.3g}" if isinstance(value, float) else fmt(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,7 +155,7 @@ def _matrix(doc: dict, models: list[dict]) -> dict:
                 "title": claim.get("title", ""),
                 "section": claim.get("section", ""),
                 "anchor": f"claim-{cid}",
-                "derived": bool(_about(claim, "derived")),
+                "derived": bool(about(claim, "derived")),
                 "cells": [cells.get((name, cid)) for name in names],
             }
         )
@@ -227,7 +171,7 @@ def _deciding(claim: dict, group: list[dict]) -> dict:
     status = min((i["status"] for i in group), key=lambda s: outcome.STATUSES.index(s) if s in outcome.STATUSES else 0)
     tied = [i for i in group if i["status"] == status]
     item = min(tied, key=lambda i: i["margin"] if isinstance(i.get("margin"), int | float) else math.inf)
-    return {**item, "claim": claim["claim"], "statistic_name": _about(claim, "statistic_name") or "", "needs": _about(claim, "needs") or ""}
+    return {**item, "claim": claim["claim"], "statistic_name": about(claim, "statistic_name") or "", "needs": about(claim, "needs") or ""}
 
 
 def _cell_view(cell: dict, item: dict) -> dict:
@@ -238,7 +182,7 @@ def _cell_view(cell: dict, item: dict) -> dict:
     layer = item.get("layer", cell.get("layer"))
     if isinstance(layer, int):
         name = name.replace("block L", f"block {layer}").replace("blocks L…", f"blocks {layer}…")
-    bounds = evidence.get("threshold_bounds") or _rule_bounds(needs, item.get("thresholds") or {})
+    bounds = evidence.get("threshold_bounds") or rule_bounds(needs, item.get("thresholds") or {})
     statistic = cell.get("statistic")
     if statistic is None and cell.get("status") in ("not applicable", "error", "not run"):
         text = item.get("reason") or item.get("message") or ""
@@ -249,26 +193,9 @@ def _cell_view(cell: dict, item: dict) -> dict:
         "text": text,
         "fragile": cell.get("fragile") is True,
         "nodeid": cell.get("nodeid", ""),
-        "label": _item_label(item) if item else "",
+        "label": item_label(item) if item else "",
         "title": item.get("margin_text", ""),
     }
-
-
-def _about(claim: dict, key: str) -> object:
-    """A field of a claim's record as the document carries it; a document written before it did: the record known here."""
-    if key in claim:
-        return claim[key]
-    from harness.judge.claim import CLAIMS
-    from harness.note import NOTE_CLAIMS  # noqa: F401 - registers the note's claims
-
-    known = CLAIMS.get(str(claim.get("claim")))
-    return getattr(known, {"statistic_name": "statistic"}.get(key, key), "") if known is not None else ""
-
-
-def _rule_bounds(needs: str, thresholds: dict) -> list | None:
-    """A "within" rule's two bounds (its first two thresholds, Claim.thresholds' order) when the evidence does not list them."""
-    values = [v for name, v in thresholds.items() if name != "PROMPT_SHARE"]
-    return values[:2] if needs == "within" and len(values) >= 2 else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,7 +212,7 @@ def _overview(doc: dict, models: list[dict]) -> dict | None:
         items = [
             i for c in doc["claims"] for i in c["items"] if _model_of(i, models) == model.get("model") and i.get("layer") in (None, layer)
         ]
-        found = _profiles(items)
+        found = profiles(items)
         if not found:
             continue
         label, prof = found[0]
@@ -324,7 +251,7 @@ def _overview(doc: dict, models: list[dict]) -> dict | None:
         )
         + ". Before the scaled block Δ is exactly 0, which a log scale leaves out."
     )
-    return {"figure": _draw(lambda: plots.overview(series, relative_depth=several, key="overview")), "caption": caption, "tables": tables}
+    return {"figure": draw(lambda: plots.overview(series, relative_depth=several, key="overview")), "caption": caption, "tables": tables}
 
 
 def _layer_maps(layer_map: object, axis: str = "layers") -> list[dict]:
@@ -382,7 +309,7 @@ def _claim_view(claim: dict, models: list[dict] | None = None, several: bool = F
     thresholds = next((i["thresholds"] for i in items if isinstance(i.get("thresholds"), dict) and i["thresholds"]), {})
     dtype = next((m.get("dtype") for m in models if m.get("dtype")), "float32")
     tables: list[dict] = []
-    for label, prof in _profiles(items):
+    for label, prof in profiles(items):
         tables += _profile_tables(label, prof)
     norms = _token_norm_table(items)
     if norms:
@@ -393,14 +320,14 @@ def _claim_view(claim: dict, models: list[dict] | None = None, several: bool = F
             tables.append(_matrix_table(ev))
         tables += _prediction_tables(item)
     layered = len({i.get("layer") for i in items if isinstance(i.get("layer"), int)}) > 1  # a layer map: say each row's block
-    figure = _claim_figure(claim, items, thresholds, dtype, several, layered)
+    figure = claim_figure(claim, items, thresholds, dtype, several, layered)
     return {
         **claim,
         "anchor": f"claim-{cid}",
         "thresholds": thresholds,
         "threshold_rows": [(name, _threshold_value(value, dtype)) for name, value in thresholds.items()],
-        "derived": bool(_about(claim, "derived")),
-        "statistic_name": _about(claim, "statistic_name") or "",
+        "derived": bool(about(claim, "derived")),
+        "statistic_name": about(claim, "statistic_name") or "",
         "item_views": [_item_view(i, claim, several, layered) for i in items],
         "figures": [figure] if figure else [],
         "tables": tables,
@@ -414,10 +341,10 @@ def _threshold_value(value: object, dtype: str) -> str:
 
 
 def _item_view(item: dict, claim: dict, several: bool, layered: bool = False) -> dict:
-    label = _who(item, several, layered) + _item_label(item)
-    needs = _about(claim, "needs") or ""
+    label = who(item, several, layered) + item_label(item)
+    needs = about(claim, "needs") or ""
     evidence = item.get("evidence") if isinstance(item.get("evidence"), dict) else {}
-    bounds = evidence.get("threshold_bounds") or _rule_bounds(needs, item.get("thresholds") or {})
+    bounds = evidence.get("threshold_bounds") or rule_bounds(needs, item.get("thresholds") or {})
     has_statistic = item.get("statistic") is not None
     return {
         **item,
@@ -431,204 +358,8 @@ def _item_view(item: dict, claim: dict, several: bool, layered: bool = False) ->
     }
 
 
-def _draw(draw: Callable[[], str]) -> Markup:
-    try:
-        return Markup(draw())
-    except Exception as exc:  # a plot must not cost the report: show why it is missing
-        return Markup("<p class='plot-error'>{}</p>").format(f"plot failed: {type(exc).__name__}: {exc}")
-
-
-def _claim_figure(
-    claim: dict, items: list[dict], thresholds: dict, dtype: str, several: bool, layered: bool = False
-) -> tuple[str, Markup] | None:
-    """The one figure that makes a claim's point (its record's `figure`), as (caption, svg), or None when its data is absent."""
-    cid, figure, needs_rule = claim["claim"], _about(claim, "figure") or "", _about(claim, "needs") or ""
-    measured = [i for i in items if isinstance(i.get("evidence"), dict)]
-    if figure == "near_layer":
-        return _near_layer_figure(cid, needs_rule, measured, thresholds, dtype, several, layered)
-    if figure == "prompt_distribution":
-        groups = [
-            {
-                "label": _group_label(i, several, layered),
-                "values": i["evidence"]["prompt_statistic"],
-                "statistic": i.get("statistic"),
-                "ci95": i.get("ci95"),
-            }
-            for i in measured
-            if "prompt_statistic" in i["evidence"]
-        ]
-        if not groups:
-            return None
-        name = _about(claim, "statistic_name") or "statistic"
-        bounds = (
-            _rule_bounds(needs_rule, thresholds)
-            if needs_rule == "within"
-            else [next((i.get("threshold") for i in measured if i.get("threshold") is not None), None)]
-        )
-        needs = "allowed band" if needs_rule == "within" else f"needs {NEEDS.get(needs_rule, '')} {short(bounds[0])}"
-        caption = (
-            f"{name[0].upper() + name[1:]}, prompt by prompt, for each item: dots are prompts, the box their quartiles, "
-            "the diamond the statistic over all prompts with its 95 % interval"
-        )
-        return caption, _draw(lambda: plots.prompt_distribution(groups, bounds=bounds, xlabel=name, needs=needs, key=f"{cid}-prompts"))
-    if figure == "first_token_by_length":
-        return _c5_figure(measured, thresholds, several, layered)
-    if figure == "predictions":
-        return _c6_figure(measured, several)
-    c0 = [i for i in measured if "layers" in i["evidence"] and "delta" in i["evidence"]]
-    if figure == "causality_heatmap" and c0:
-        ev = c0[0]["evidence"]
-        caption = f"Intervention layer × site, factor {fmt(ev.get('factor'))}" + (f", {c0[0].get('model')}" if several else "")
-        return caption, _draw(lambda: plots.c0_heatmap(ev["layers"], ev["sites"], ev["delta"], key=f"{cid}-c0"))
-    return None
-
-
-def _group_label(item: dict, several: bool, layered: bool = False) -> str:
-    label = _item_label(item) if item.get("source") != "hypothesis" else "hypothesis (closest example)"
-    return _who(item, several, layered) + label
-
-
-def _who(item: dict, several: bool, layered: bool) -> str:
-    """What tells an item's row apart from its claim's others: 'minilm, ' with several models, 'block 3, ' in a layer map."""
-    parts = [str(item["model"])] if several and item.get("model") else []
-    if layered and isinstance(item.get("layer"), int):
-        parts.append(f"block {item['layer']}")
-    return "".join(f"{p}, " for p in parts)
-
-
-def _near_layer_figure(
-    cid: str, needs: str, items: list[dict], thresholds: dict, dtype: str, several: bool, layered: bool = False
-) -> tuple[str, Markup] | None:
-    """Relative Δ from the embedding to one site past the scaled block, with the rule's first threshold: a limit
-    the sites before must stay under (needs "<=", C1), or a level the scaled block must reach (C2)."""
-    series, labels = [], []
-    offsets = several or layered  # sites counted from each profile's own scaled block
-    for label, prof in _profiles(items):
-        at = prof["sites"].index(f"block.{prof['layer']}") if f"block.{prof.get('layer')}" in prof["sites"] else None
-        if at is None:
-            continue
-        end = min(at + 2, len(prof["sites"]))
-        labels.append(label)
-        for f, factor in enumerate(prof["factors"]):
-            values = prof["relative_delta"][f][:end]
-            x = [k - at for k in range(end)] if offsets else list(range(end))
-            name = _who({"model": prof.get("model"), "layer": prof.get("layer")}, several, layered) + f"factor {factor:g}"
-            series.append({"label": name, "sites": prof["sites"][:end], "x": x, "values": values, "layer_x": 0 if offsets else at})
-    if not series:
-        return None
-    limit_name, limit = next(iter(thresholds.items()), ("threshold", None))
-    limit = limit.get(dtype) if isinstance(limit, dict) else limit
-    caption = f"Δ against site up to the scaled block, as relative Δ, {'; '.join(labels)}: " + (
-        "every site before the scaled block must stay at or under the dashed line"
-        if needs == "<="
-        else "the scaled block must reach the dashed line"
-    )
-    svg = _draw(lambda: plots.near_layer(series, threshold=limit, threshold_name=limit_name, offsets=offsets, key=f"{cid}-near"))
-    return caption, svg
-
-
-def _c5_figure(items: list[dict], thresholds: dict, several: bool, layered: bool = False) -> tuple[str, Markup] | None:
-    series, predicted = [], []
-    for item in items:
-        ev = item["evidence"]
-        judged = ev.get("prompt_statistic", ev.get("prompt_ratio"))
-        if item.get("source") == "hypothesis" or not isinstance(judged, list) or len(judged) != len(ev.get("prompt_lengths") or ()):
-            continue  # the Hypothesis item repeats a factor's points; a list of another length is not per prompt
-        name = str(item.get("model")) if several else "predicted"
-        first = name not in [p["label"] for p in predicted]  # the at-layer points once per model: the curve describes them
-        at_layer = ev.get("prompt_ratio_at_layer") if first and len(ev.get("prompt_ratio_at_layer") or ()) == len(judged) else None
-        lengths, judged_shown, at_layer = _sampled(ev["prompt_lengths"], judged, at_layer)
-        series.append({"label": _group_label(item, several, layered), "lengths": lengths, "judged": judged_shown, "at_layer": at_layer})
-        if ev.get("predicted_lengths") and name not in [p["label"] for p in predicted]:
-            predicted.append(
-                {
-                    "label": name,
-                    "lengths": ev["predicted_lengths"],
-                    "ratio": ev["predicted_ratio"],
-                    "crossing": ev.get("predicted_crossing_length"),
-                }
-            )
-    if not series:
-        return None
-    ratio = thresholds.get("FIRST_TOKEN_RATIO")
-    caption = (
-        "First-token ratio against prompt length, one point per prompt; the solid curve is predicted from the first and "
-        "other tokens' norms at the scaled block, the dotted line marks where it falls to FIRST_TOKEN_RATIO"
-    )
-    return caption, _draw(lambda: plots.first_token_by_length(series, predicted=predicted, threshold=ratio, key="C5-length"))
-
-
-def _c6_figure(items: list[dict], several: bool) -> tuple[str, Markup] | None:
-    dose, by_layer = [], []
-    for item in items:
-        ev = item["evidence"]
-        name = str(item.get("model")) if several else "all prompts"
-        if isinstance(ev.get("dose_response"), dict) and name not in [d["label"] for d in dose]:
-            dose.append({"label": name, **{k: ev["dose_response"].get(k) or [] for k in ("factors", "kl", "top1_agreement")}})
-        if isinstance(ev.get("kl_by_layer"), dict) and name not in [d["label"] for d in by_layer]:
-            by_layer.append({"label": name, **{k: ev["kl_by_layer"].get(k) for k in ("layers", "kl", "factor")}})
-    if not dose:
-        return None
-    caption = (
-        "Effect on predictions: KL from the clean next-token distribution and top-1 agreement against the factor "
-        "(1: no scaling), and KL against the scaled block"
-    )
-    return caption, _draw(lambda: plots.predictions(dose, by_layer, key="C6-predictions"))
-
-
 # ---------------------------------------------------------------------------------------------
 # Numbers for the details
-
-
-def _profiles(items: list[dict]) -> list[tuple[str, dict]]:
-    """The profiles behind a claim's items, one per measurement setup, each factor once, factors in order.
-
-    The suite measures each factor separately; profiles that differ only in their factors are
-    merged here so one plot shows every factor.
-    """
-    groups: dict[str, tuple[list[str], list[dict]]] = {}
-    for item in items:
-        evidence = item.get("evidence")
-        prof = evidence.get("profile") if isinstance(evidence, dict) else None
-        if not isinstance(prof, dict) or "delta" not in prof or "factors" not in prof:
-            continue
-        setup = json.dumps({k: v for k, v in prof.items() if k not in _PER_FACTOR and k != "factors"}, sort_keys=True)
-        labels, profs = groups.setdefault(setup, ([], []))
-        labels.append(_item_label(item))
-        profs.append(prof)
-    return [(f"{p.get('model', '?')}, block {p.get('layer', '?')} scaled ({', '.join(labels)})", p) for labels, p in _merged(groups)]
-
-
-_PER_FACTOR = (
-    "delta", "delta_all_tokens", "relative_delta", "relative_delta_all_tokens", "prompt_delta", "prompt_delta_all_tokens",
-    "kl", "top1_agreement", "nll_change",
-)  # fmt: skip
-
-
-def _merged(groups: dict[str, tuple[list[str], list[dict]]]) -> list[tuple[list[str], dict]]:
-    out = []
-    for labels, profs in groups.values():
-        rows: dict[float, dict[str, object]] = {}
-        for prof in profs:
-            for f, factor in enumerate(prof["factors"]):
-                rows.setdefault(factor, {k: prof[k][f] for k in _PER_FACTOR if isinstance(prof.get(k), list) and len(prof[k]) > f})
-        merged = {**profs[0], "factors": sorted(rows, key=float)}
-        for key in _PER_FACTOR:
-            if all(key in row for row in rows.values()):
-                merged[key] = [rows[factor][key] for factor in merged["factors"]]
-        out.append((labels, merged))
-    return out
-
-
-def _item_label(item: dict) -> str:
-    if item.get("source") == "hypothesis":
-        label = "hypothesis"
-    elif item.get("factor") is not None:
-        label = f"factor {fmt(item['factor'])}"
-    else:
-        label = item.get("nodeid", "?").rsplit("::", 1)[-1]
-    kind = item.get("intervention") or "scale"
-    return label if kind == "scale" else f"{kind}, {label}"
 
 
 def _profile_tables(label: str, prof: dict) -> list[dict]:
@@ -666,7 +397,7 @@ def _prediction_tables(item: dict) -> list[dict]:
         keys = [k for k in ("kl", "top1_agreement", "nll_change") if isinstance(dose.get(k), list)]
         out.append(
             {
-                "caption": f"Dose response, {_item_label(item)}",
+                "caption": f"Dose response, {item_label(item)}",
                 "columns": ["factor", *keys],
                 "rows": [[fmt(f), *(fmt(dose[k][n]) if n < len(dose[k]) else "—" for k in keys)] for n, f in enumerate(dose["factors"])],
             }
@@ -675,7 +406,7 @@ def _prediction_tables(item: dict) -> list[dict]:
     if isinstance(by_layer, dict) and by_layer.get("layers"):
         out.append(
             {
-                "caption": f"KL by scaled block, factor {fmt(by_layer.get('factor'))}, {_item_label(item)}",
+                "caption": f"KL by scaled block, factor {fmt(by_layer.get('factor'))}, {item_label(item)}",
                 "columns": ["scaled block", "KL"],
                 "rows": [[fmt(n), fmt(k)] for n, k in zip(by_layer["layers"], by_layer.get("kl") or [], strict=False)],
             }
@@ -699,15 +430,6 @@ def _token_norm_table(items: list[dict]) -> dict | None:
         "columns": ["site", "first token ‖h‖", "other tokens ‖h‖", "ratio"],
         "rows": rows,
     }
-
-
-def _sampled(lengths: list, *series: list | None) -> tuple[list, ...]:
-    """At most 1000 evenly spaced points of per-prompt series, so a long corpus keeps the page small."""
-    if len(lengths) <= 1000:
-        return (lengths, *series)
-    step = len(lengths) / 1000
-    keep = [int(k * step) for k in range(1000)]
-    return ([lengths[k] for k in keep], *(None if s is None else [s[k] for k in keep] for s in series))
 
 
 def _matrix_table(ev: dict) -> dict:

@@ -31,35 +31,29 @@ through the hooks in `harness.suite.hooks`.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase
-from hypothesis import settings as hypothesis_settings
-from hypothesis.errors import InvalidArgument
 
 from harness.errors import HarnessError
 from harness.intervene.kinds import KINDS
 from harness.judge.claim import CLAIMS, Claim, ClaimError, claim_named, twice_messages
-from harness.settings import ENV_PREFIX, PYTEST, Settings, options, where_given
+from harness.settings import PYTEST, Settings, options
 from harness.suite.hooks import CLAIM_PROPERTY, MODEL_PROPERTY, names_claims, runs_tests
+from harness.suite.keys import (
+    CLAIMS_RUN,
+    EXPECTATIONS,
+    INPUTS_CHECKED,
+    MARKED,
+    RUNS,
+    SETTINGS,
+    SETTINGS_ERROR,
+    TEXTS,
+)
+from harness.suite.run_info import header_lines, load_hypothesis_profile, run_info
 from harness.suite.runs import ModelRun, model_in_nodeid
-
-SETTINGS = pytest.StashKey[Settings]()  # the first model's settings (the only one's, in a one-model run)
-RUNS = pytest.StashKey[list]()  # harness.suite.runs.ModelRun per model, in command-line order
-EXPECTATIONS = pytest.StashKey[Path]()  # the expectations file, checked at start-up
-TEXTS = pytest.StashKey[list]()  # the corpus as read at start-up (harness.model.prompts.read_prompts)
-CORPUS_WARNING = pytest.StashKey[str | None]()  # invisible-only lines skipped in it (PromptFile.warning), or None
-PROFILES = ("ci", "dev", "thorough")  # Hypothesis profiles registered below
-CLAIMS_RUN = pytest.StashKey[bool]()  # set up as a claims run (files checked, Hypothesis profile loaded)
-INPUTS_CHECKED = pytest.StashKey[bool]()  # the report path checked against the run's inputs
-MARKED = pytest.StashKey[set]()  # ids of the claims the collected tests judge, before -k or -m deselect any
-SETTINGS_ERROR = pytest.StashKey[str]()  # why the options could not be read, said only in a claims run
-
+from harness.suite.startup import check_files, inputs, settings_from
 
 # ---------------------------------------------------------------------------------------------
 # Hooks, in lifecycle order
@@ -94,7 +88,7 @@ def pytest_configure(config: pytest.Config) -> None:
     import harness.note  # noqa: F401 - registers the note's claims
 
     try:
-        runs = [ModelRun(_worker_device(config, settings), n) for n, settings in enumerate(_settings_from(config))]
+        runs = [ModelRun(_worker_device(config, settings), n) for n, settings in enumerate(settings_from(config))]
         config.stash[RUNS] = runs
         config.stash[SETTINGS] = runs[0].settings
     except HarnessError as exc:
@@ -112,9 +106,9 @@ def _claims_run(config: pytest.Config) -> None:
         return
     if SETTINGS_ERROR in config.stash:
         raise pytest.UsageError(config.stash[SETTINGS_ERROR])
-    _load_hypothesis_profile(config)
+    load_hypothesis_profile(config)
     try:
-        _check_files(config)
+        check_files(config)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[CLAIMS_RUN] = True
@@ -128,7 +122,7 @@ def _refuse_report_over_inputs(config: pytest.Config) -> None:
     config.stash[INPUTS_CHECKED] = True
     if hasattr(config.hook, "pytest_claim_inputs"):  # the report plugin is there
         try:
-            config.hook.pytest_claim_inputs(config=config, inputs=_inputs(config))
+            config.hook.pytest_claim_inputs(config=config, inputs=inputs(config))
         except HarnessError as exc:
             raise pytest.UsageError(str(exc)) from None
 
@@ -141,41 +135,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         _load(config)  # one model: at once, so that a model that cannot load stops the session (exit 4)
 
 
+
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    runs = config.stash.get(RUNS, [])
-    if not runs or not (runs[0].subject is not None or (len(runs) > 1 and names_claims(config) and runs_tests(config))):
-        return []
-    info = _run_info(config)
-    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
-    if len(runs) > 1:
-        first = f"harness: models {info['model']} (each loaded, measured and freed in turn), layer {info['layer']}, "
-    else:
-        first = f"harness: model {info['model']} ({info['architecture']}, {info['revision']}), layer {info['layer']}, "
-    lines = [
-        first + f"device {info['device']}, dtype {info['dtype']}, seed {info['settings']['seed']}",
-        f"harness: prompts {info['prompts']} ({info['n_prompts']}), hypothesis profile {info['hypothesis_profile']}"
-        f" (seed {info['hypothesis_seed']})",
-        f"harness: {versions}",
-    ]
-    if info.get("first_token"):
-        lines.append(f"harness: first token: {info['first_token']}")
-    for warning in (config.stash.get(CORPUS_WARNING, None), info.get("unknown_tokens_warning")):
-        if warning:
-            lines.append(f"harness: WARNING {warning}")
-    lines += [f"harness: {m['prompts_left_out_note']}" for m in info["models"] if m.get("prompts_left_out_note")]
-    lines += [f"harness: {m['model']} placed by accelerate: {m['device_map']}" for m in info["models"] if m.get("device_map")]
-    spec = runs[0].settings.intervention_spec()
-    if spec != type(spec)():
-        lines.append(f"harness: intervention {_intervention_line(info['intervention'])}")
-    if runs[0].settings.layers is not None:
-        lines.append(f"harness: layer map {runs[0].settings.layers} (C1–C5 at each; layers other than {info['layer']} are findings)")
-    if runs[0].settings.interventions is not None:
-        kinds, own = runs[0].settings.map_interventions(), runs[0].settings.intervention
-        lines.append(
-            f"harness: intervention map {','.join(kinds)} (C1–C6 under each at block {info['layer']}, one clean pass; "
-            f"kinds other than {own} are findings unless [model.KIND] names them)"
-        )
-    return lines
+    return header_lines(config)
 
 
 @pytest.hookimpl(tryfirst=True)  # before @pytest.mark.parametrize: the model and layer lead every id
@@ -264,7 +228,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_claim_report_run_info(config: pytest.Config) -> dict | None:
-    return _run_info(config) if SETTINGS in config.stash else None
+    return run_info(config) if SETTINGS in config.stash else None
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -428,107 +392,6 @@ def claim_check(request: pytest.FixtureRequest, expectations, settings: Settings
 # Start-up
 
 
-def _settings_from(config: pytest.Config) -> list[Settings]:
-    """One Settings per model, from the options, else the HARNESS_<NAME> variables; errors name which one."""
-    given: dict[str, tuple[object, str]] = {}
-    several: list[tuple[str, tuple[object, str]]] = []  # (field, (texts, where)) of options that make one Settings per value
-    for option in options():
-        if PYTEST in option.where:
-            found = where_given(option, config.getoption(option.name))
-            if found is None:
-                continue
-            if option.several:
-                texts, where = found
-                texts = texts if isinstance(texts, list) else _entries(str(texts), where)
-                several.append((option.name, (texts, where)))
-            else:
-                given[option.name] = found
-    out = [Settings.from_text(given)]  # type: ignore[arg-type]
-    for name, (texts, where) in several:
-        out = [Settings.from_text({**given, name: (text, where)}) for text in texts]  # type: ignore[dict-item]
-        _check_distinct([getattr(s, name) for s in out], where)
-    return out
-
-
-def _check_distinct(models: list[str], where: str) -> None:
-    """Refuse a model named twice, also when spelled two ways ('DIR' and 'DIR/', 'gpt2' and 'GPT2')."""
-    from harness.model.loading import model_identity
-
-    seen: dict[str, str] = {}
-    for model in models:
-        key = model_identity(model)
-        if key not in seen:
-            seen[key] = model
-        elif seen[key] == model:
-            raise HarnessError(f"{where} names {model!r} twice: give each model once.")
-        else:
-            raise HarnessError(f"{where} names one model twice, as {seen[key]!r} and {model!r} (both {key}): give each model once.")
-
-
-def _entries(text: str, where: str) -> list[str]:
-    """A comma-separated variable's entries (HARNESS_MODEL=a,b); an empty one is refused, naming the whole value."""
-    entries = [t.strip() for t in text.split(",")]
-    empty = [n for n, entry in enumerate(entries, 1) if not entry]
-    if empty and len(entries) > 1:  # a wholly empty value is the setting's own error ("is set but empty")
-        raise HarnessError(
-            f"{where}={text!r} has an empty entry (entry {empty[0]} of {len(entries)}): give model names separated by "
-            f"single commas, without a trailing comma, e.g. {where}=minilm,random-gpt2."
-        )
-    return entries
-
-
-def _check_files(config: pytest.Config) -> None:
-    """The corpus and the expectations file, read and checked once, before any test."""
-    from harness import note
-    from harness.judge.expectations import check_path, read_table
-    from harness.model.prompts import read_prompt_file
-
-    settings = config.stash[SETTINGS]
-    path = note.EXPECTATIONS
-    label = f"expectations file {str(path)!r}"
-    variable = ENV_PREFIX + "EXPECTATIONS"
-    flag = config.getoption("expectations")
-    given = ("--expectations", flag) if flag is not None else (variable, os.environ[variable]) if variable in os.environ else None
-    if given is not None:
-        where, text = given
-        if not text.strip():  # Path("") would be the working directory
-            said = f"{where} {text!r} is empty: give" if flag is not None else f"{where} is set but empty: set it to"
-            fix = "leave it out" if flag is not None else f"unset it (unset {where})"
-            raise HarnessError(f"{said} the path of an expectations TOML file, or {fix} to use {path}.")
-        path = Path(text)
-        label = f"{where} {text!r}" if flag is not None else f"{where}={text!r}"
-    check_path(path, label, creating=bool(config.getoption("update_expectations")))
-    read_table(path)  # a malformed file: say so now, once
-    config.stash[EXPECTATIONS] = path
-    corpus = settings.prompts or note.PROMPTS
-    try:
-        read = read_prompt_file(corpus)
-    except OSError as exc:
-        raise HarnessError(f"prompts file {str(corpus)!r} cannot be read ({exc.strerror or exc}): give a readable text file.") from exc
-    config.stash[TEXTS], config.stash[CORPUS_WARNING] = read.texts, read.warning
-
-
-def _inputs(config: pytest.Config) -> list[tuple[str, Path]]:
-    """Every file the run reads, as (what, path): the expectations file, the corpus, each model directory's files."""
-    from harness import note
-
-    settings = config.stash[SETTINGS]
-    corpus = settings.prompts or note.PROMPTS
-    found = [(f"the expectations file {str(config.stash[EXPECTATIONS])!r}", config.stash[EXPECTATIONS])]
-    found.append((f"the prompts file {str(corpus)!r}", Path(corpus)))
-    for run in config.stash[RUNS]:
-        folder = Path(run.model).expanduser()
-        if folder.is_dir():  # a checkpoint: config.json, the weights, the tokenizer's files
-            found += [(f"{p.name!r} of the model {run.model!r}", p) for p in sorted(folder.iterdir()) if p.is_file()]
-    return found
-
-
-def _default_prompts() -> Path:
-    from harness.note import PROMPTS
-
-    return PROMPTS
-
-
 def _marked_claim(marker: pytest.Mark) -> Claim | None:
     """The claim a `claim` marker names: a Claim, or the id of one; None for an id no claim has."""
     try:
@@ -581,20 +444,6 @@ def _order(item: pytest.Item) -> tuple[int | None, int | None, int | None]:
     return model, layer, None if kind is None else list(KINDS).index(kind)
 
 
-def _load_hypothesis_profile(config: pytest.Config) -> None:
-    name = config.getoption("hypothesis_profile", None)
-    shown = f"--hypothesis-profile {name!r}"
-    if not name and os.environ.get("HYPOTHESIS_PROFILE"):
-        name = os.environ["HYPOTHESIS_PROFILE"]
-        shown = f"HYPOTHESIS_PROFILE={name!r}"
-    try:
-        hypothesis_settings.load_profile(name or ("ci" if os.environ.get("CI") else "dev"))
-    except InvalidArgument:
-        raise pytest.UsageError(
-            f"{shown} is not a Hypothesis profile: choose one of {', '.join(PROFILES)} (see harness/suite/plugin.py)."
-        ) from None
-
-
 def _worker_device(config: pytest.Config, settings: Settings) -> Settings:
     """Under pytest-xdist with several GPUs, worker gwN takes cuda:(N mod count)."""
     worker = getattr(config, "workerinput", {}).get("workerid")
@@ -607,93 +456,3 @@ def _worker_device(config: pytest.Config, settings: Settings) -> Settings:
     return settings
 
 
-# ---------------------------------------------------------------------------------------------
-# What makes a run repeatable
-
-
-def _run_info(config: pytest.Config) -> dict[str, object]:
-    """The run's identity for the header and the report (through pytest_claim_report_run_info)."""
-    import hypothesis
-    import numpy
-    import torch
-    import transformers
-
-    from harness.model.prompts import unknown_tokens_warning
-
-    runs = config.stash[RUNS]
-    settings = runs[0].settings
-    models = [run.info or {**run._asked(), "revision": "not loaded here"} for run in runs]
-    if len(runs) == 1:
-        about = {k: v for k, v in models[0].items() if k not in ("layers", "n_prompts", "unknown_tokens")}
-        if not runs[0].info:
-            about["error"] = "the subject was not loaded"
-    else:  # each model's own identity is in "models"
-        about = {"model": ", ".join(r.model for r in runs), "revision": "per model", "device": settings.device, "dtype": settings.dtype}
-    tokens = runs[0].tokens if len(runs) == 1 else None
-    texts = config.stash.get(TEXTS, None)  # the corpus as given; each model's record says which prompts it left out
-    profile = hypothesis_settings()
-    return {
-        **about,
-        "models": models,
-        "layer": settings.layer,
-        "prompts": str(settings.prompts or _default_prompts()),
-        "n_prompts": len(texts) if texts is not None else "not read",
-        "prompt_texts": texts or [],
-        "unknown_tokens": tokens.n_unknown if tokens is not None else None,
-        "unknown_tokens_warning": unknown_tokens_warning(tokens) if tokens is not None else None,
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "hypothesis": hypothesis.__version__,
-            "numpy": numpy.__version__,
-        },
-        "hypothesis_profile": _profile_name(),
-        "hypothesis_seed": "derandomized: one seed per claim, from its id (harness.suite.checks.claim_seed)"
-        if profile.derandomize
-        else config.getoption("hypothesis_seed", None) or "random (repeat a failure with the @reproduce_failure blob it prints)",
-        "command": " ".join(["pytest", *sys.argv[1:]]),
-        "settings": {**settings.as_dict(), "model": about["model"]},
-        "intervention": _intervention_info(settings),
-    }
-
-
-def _intervention_info(settings: Settings) -> dict[str, object]:
-    """The run record's intervention: kind, positions, component, direction and its sha256, and the strengths measured."""
-    spec = settings.intervention_spec().with_sha256()
-    kind = spec.kind_row
-    return {
-        **spec.describe(),
-        "formula": kind.formula,
-        "note_scale": kind.note_scale,
-        "strengths": f"the note's factor f is strength {kind.note_scale:.4g}·f; drawn f in [0.5, 1.5], s in {list(kind.drawn)}",
-        "delta_at_layer": kind.delta_at_layer,
-    }
-
-
-def _intervention_line(info: dict[str, object]) -> str:
-    words = [str(info["intervention"]), f"positions {info['positions']}", f"component {info['component']}"]
-    if info.get("direction_sha256"):
-        words.append(f"direction {info['direction']} sha256 {info['direction_sha256']}")
-    return ", ".join(words) + f" ({info['strengths']}; only [model.{info['intervention']}] sections can fail)"
-
-
-def _profile_name() -> str:
-    getter = getattr(hypothesis_settings, "get_current_profile_name", None)  # hypothesis >= 6.119
-    return getter() if getter else str(getattr(hypothesis_settings, "_current_profile", "unknown"))
-
-
-def _register_hypothesis_profiles() -> None:
-    """ci: derandomized, few examples; dev: random, few; thorough: many. No shrinking: each example is a forward pass."""
-    common = {
-        "deadline": None,
-        "print_blob": True,
-        "phases": [Phase.explicit, Phase.reuse, Phase.generate],
-        "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.differing_executors],
-    }
-    hypothesis_settings.register_profile("ci", max_examples=6, derandomize=True, **common)
-    hypothesis_settings.register_profile("dev", max_examples=3, **common)
-    hypothesis_settings.register_profile("thorough", max_examples=30, **common)
-
-
-_register_hypothesis_profiles()  # at import, so `--hypothesis-profile ci` finds it
