@@ -90,7 +90,7 @@ def load_expectations(
         why = f"layer map: block {layer} is not the judged layer {judged} and [{model}] has no {key or 'layer'} section"
         return {claim: Expectation(FINDING, why, "the layer map") for claim in judged_claims}
     own = {  # the note's layer's entries: not the sub-sections of other layers or other interventions
-        claim: entry for claim, entry in section.items() if not _LAYER_KEY.match(claim) and claim not in INTERVENTION_SECTIONS
+        claim: entry for claim, entry in section.items() if not _subsection(claim)
     }
     if not own:  # no section, or only sub-sections (`[M.layer-4]` alone): at this layer the note is all there is
         found = f"{path.name} has no [{model}] section: measured, not judged (--update-expectations records it)"
@@ -231,9 +231,8 @@ def read_table(path: Path) -> dict[str, dict]:
                 'e.g. C3 = { verdict = "refuted", reason = "..." }.'
             )
         for key, value in section.items():
-            layer = _LAYER_KEY.match(key)
-            if (layer or key in INTERVENTION_SECTIONS) and isinstance(value, dict):
-                if layer:
+            if _subsection(key) and isinstance(value, dict):
+                if layer := _LAYER_KEY.match(key):
                     _check_layer_key(path, model, key, int(layer.group(1)))
                 for claim, entry in value.items():
                     _claim_entry(path, f"{model}.{key}", claim, entry)
@@ -243,6 +242,11 @@ def read_table(path: Path) -> dict[str, dict]:
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _subsection(key: str) -> bool:
+    """A key of a model's section that names a sub-section (another layer's, another intervention's), not a claim."""
+    return bool(_LAYER_KEY.match(key)) or key in INTERVENTION_SECTIONS
 
 
 def _check_layer_key(path: Path, model: str, key: str, layer: int) -> None:

@@ -20,7 +20,7 @@ from hypothesis.errors import InvalidArgument
 from harness.settings import Settings
 from harness.suite.hooks import names_claims, runs_tests
 from harness.suite.keys import CORPUS_WARNING, RUNS, TEXTS
-from harness.suite.startup import default_prompts
+from harness.suite.startup import corpus_path
 
 PROFILES = ("ci", "dev", "thorough")  # Hypothesis profiles, registered at import
 
@@ -88,7 +88,7 @@ def run_info(config: pytest.Config) -> dict[str, object]:
         **about,
         "models": models,
         "layer": settings.layer,
-        "prompts": str(settings.prompts or default_prompts()),
+        "prompts": str(corpus_path(settings)),
         "n_prompts": len(texts) if texts is not None else "not read",
         "prompt_texts": texts or [],
         "unknown_tokens": tokens.n_unknown if tokens is not None else None,

@@ -89,7 +89,7 @@ def check_files(config: pytest.Config) -> None:
     check_path(path, label, creating=bool(config.getoption("update_expectations")))
     read_table(path)  # a malformed file: say so now, once
     config.stash[EXPECTATIONS] = path
-    corpus = settings.prompts or note.PROMPTS
+    corpus = corpus_path(settings)
     try:
         read = read_prompt_file(corpus)
     except OSError as exc:
@@ -99,10 +99,7 @@ def check_files(config: pytest.Config) -> None:
 
 def inputs(config: pytest.Config) -> list[tuple[str, Path]]:
     """Every file the run reads, as (what, path): the expectations file, the corpus, each model directory's files."""
-    from harness import note
-
-    settings = config.stash[SETTINGS]
-    corpus = settings.prompts or note.PROMPTS
+    corpus = corpus_path(config.stash[SETTINGS])
     found = [(f"the expectations file {str(config.stash[EXPECTATIONS])!r}", config.stash[EXPECTATIONS])]
     found.append((f"the prompts file {str(corpus)!r}", Path(corpus)))
     for run in config.stash[RUNS]:
@@ -112,7 +109,8 @@ def inputs(config: pytest.Config) -> list[tuple[str, Path]]:
     return found
 
 
-def default_prompts() -> Path:
+def corpus_path(settings: Settings) -> Path | str:
+    """The corpus a claims run reads, as given: --prompts, else the note's (harness/note/prompts.txt, package data)."""
     from harness.note import PROMPTS
 
-    return PROMPTS
+    return settings.prompts or PROMPTS
