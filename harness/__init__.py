@@ -14,12 +14,20 @@ The engine (torch, transformers) loads on first use of one of its names, so
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING
 
-from harness.errors import HarnessError, InputError, SubjectLoadError
-from harness.judge.claim import Claim, Threshold, View
-from harness.measure.record import Profile
-from harness.settings import NOTE_FACTORS, NOTE_LAYER, Settings
+try:
+    from harness.errors import HarnessError, InputError, SubjectLoadError
+    from harness.judge.claim import Claim, Threshold, View
+    from harness.measure.record import Profile
+    from harness.settings import NOTE_FACTORS, NOTE_LAYER, Settings
+except KeyboardInterrupt:
+    if sys.argv[:1] != ["-m"]:  # imported by a program: its own Ctrl-C
+        raise
+    # `python -m harness` (runpy imports the package with argv[0] "-m"): the CLI's boundary, as in harness.__main__
+    sys.stderr.write("interrupted (Ctrl-C) while the harness was starting: nothing was run or written.\n")
+    raise SystemExit(130) from None  # harness.errors.INTERRUPTED_EXIT
 
 if TYPE_CHECKING:
     from harness.intervene.edits import Scale

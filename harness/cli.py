@@ -34,9 +34,9 @@ OUTPUT_FLAGS = ("--prompt", "--per-prompt", "--json")
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m harness") -> int:
-    parser = _parser(prog)
-    args = parser.parse_args(values_kept(list(sys.argv[1:] if argv is None else argv), parser))
-    try:
+    try:  # the parser is built from Settings and the kinds: Ctrl-C there is the same boundary
+        parser = _parser(prog)
+        args = parser.parse_args(values_kept(list(sys.argv[1:] if argv is None else argv), parser))
         return args.run(args)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -61,7 +61,12 @@ def console() -> None:
 def _parser(prog: str = "python -m harness") -> argparse.ArgumentParser:
     parser = _Parser(prog=prog, description=__doc__.split("\n")[0], allow_abbrev=False)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    prof = commands.add_parser("profile", help="Δ at every site for each factor", description="Scale one block's output; print Δ per site.")
+    prof = commands.add_parser(
+        "profile",
+        help="Δ at every site for each factor",
+        description="Edit one block's state with an intervention (--intervention, default scale: s·h of the block's output); "
+        "print Δ per site for each strength.",
+    )
     prof.allow_abbrev = False
     for option in options():
         if CLI not in option.where:
@@ -132,7 +137,7 @@ def _profile(args: argparse.Namespace) -> int:
     if not prompts:
         raise InputError("no prompts given: pass --prompt TEXT (repeatable) or --prompts FILE.")
     subject = load_subject_for(settings)
-    tokens = tokenize(subject, prompts)
+    tokens = tokenize(subject, prompts, settings.include_first_token)
     unknown = tokens.n_unknown
     for warning in (corpus and corpus.warning, unknown_tokens_warning(tokens)):  # once the input is known good
         if warning:

@@ -127,9 +127,17 @@ def build(subject: Any, spec: InterventionSpec, layer: int, factor: Strength, **
 
 
 def read_direction(path: Path, width: int) -> tuple[torch.Tensor, str]:
-    """`add`'s vector from a .npy or .pt file: ((width,) float32 tensor, sha256 of the file); InputError naming what is wrong."""
+    """`add`'s vector from a .npy or .pt file: ((width,) float32 tensor, sha256 of the file); InputError naming what is wrong.
+
+    A .npy's header is read first, so a large array of the wrong shape is refused before its data is read; a .pt
+    far larger than one vector of the model's width is refused by its size.
+    """
     named = f"--direction {str(path)!r}"
     try:
+        if Path(path).suffix == ".npy":
+            _check_npy_header(Path(path), width, named)
+        else:
+            _check_size(Path(path), width, named)
         data = Path(path).read_bytes()
     except OSError as exc:
         raise InputError(f"{named} cannot be read ({exc.strerror or exc}): give a .npy or .pt file holding one vector.") from exc
@@ -145,9 +153,58 @@ def read_direction(path: Path, width: int) -> tuple[torch.Tensor, str]:
     if not isinstance(value, torch.Tensor) or value.is_complex() or value.dtype == torch.bool:
         what = f"a {value.dtype} tensor" if isinstance(value, torch.Tensor) else f"a {type(value).__name__}"
         raise InputError(f"{named} holds {what}, not a real vector: save one float vector of the model's width.")
-    if value.ndim != 1 or value.shape[0] != width:
-        raise InputError(f"{named} has shape {tuple(value.shape)}: give a 1-D vector of the model's width, shape ({width},).")
-    value = value.to(torch.float64)
-    if not bool(torch.isfinite(value).all()):
+    _check_shape(tuple(value.shape), width, named)
+    return _checked_values(value, named), hashlib.sha256(data).hexdigest()
+
+
+def _check_shape(shape: tuple[int, ...], width: int, named: str) -> None:
+    if len(shape) != 1 or shape[0] != width:
+        raise InputError(f"{named} has shape {shape}: give a 1-D vector of the model's width, shape ({width},).")
+
+
+def _checked_values(value: torch.Tensor, named: str) -> torch.Tensor:
+    """The (D,) vector in float32; InputError for NaN/inf, for values float32 cannot hold, and for the zero vector."""
+    wide = value.to(torch.float64)
+    if not bool(torch.isfinite(wide).all()):
         raise InputError(f"{named} holds non-finite values (NaN or inf): give a finite vector.")
-    return value.to(torch.float32), hashlib.sha256(data).hexdigest()
+    narrow = wide.to(torch.float32)  # the sweep adds it in float32: a value past 3.4e38 becomes inf there
+    if not bool(torch.isfinite(narrow).all()):
+        raise InputError(
+            f"{named} holds values beyond float32's range (largest |v| is {float(wide.abs().max()):.3g}, float32 ends at "
+            f"{torch.finfo(torch.float32).max:.3g}): the direction, not the strength, overflows; rescale the vector."
+        )
+    if not bool(narrow.any()):
+        raise InputError(
+            f"{named} is the zero vector: add would change nothing at any strength (every Δ 0), so no claim could be judged; "
+            "give a non-zero direction."
+        )
+    return narrow
+
+
+def _check_npy_header(path: Path, width: int, named: str) -> None:
+    """Refuse a .npy of the wrong shape from its header alone (numpy.lib.format), before its data is read."""
+    with path.open("rb") as handle:
+        try:
+            major, _ = np.lib.format.read_magic(handle)
+            read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(handle)
+        except Exception as exc:  # not a .npy: numpy raises ValueError and others
+            raise InputError(
+                f"{named} is not a readable .npy array ({type(exc).__name__}): save one vector with numpy.save or torch.save."
+            ) from exc
+    if dtype.hasobject:
+        raise InputError(f"{named} holds Python objects, not a real vector: save one float vector of the model's width.")
+    _check_shape(tuple(shape), width, named)
+
+
+# A .pt of one (D,) vector: D values of at most 8 bytes, plus torch's zip container (about 1 KiB; 64 KiB allowed).
+PT_OVERHEAD = 64 * 1024
+
+
+def _check_size(path: Path, width: int, named: str) -> None:
+    size = path.stat().st_size
+    if size > 8 * width + PT_OVERHEAD:
+        raise InputError(
+            f"{named} is {size} bytes, more than one vector of width {width} can take ({8 * width + PT_OVERHEAD} at most): "
+            f"give a 1-D vector of the model's width, shape ({width},)."
+        )

@@ -77,7 +77,7 @@ def profile(
     progress: Progress | None = None,
     predictions: bool = False,
     include_first_token: bool = False,
-    intervention: InterventionSpec | None = None,
+    intervention: InterventionSpec | str | None = None,
 ) -> Profile:
     """Measure Δ at every site of `subject` for each factor; see the module docstring.
 
@@ -89,12 +89,13 @@ def profile(
     `predictions=True` also measures kl, top1_agreement and nll_change per factor (the subject needs
     an LM head; a given clean pass needs predictions=True too), over every token but each prompt's
     first, or every token with `include_first_token=True`. `intervention` names the kind, positions
-    and component (harness.intervene.kinds; default: the note's scaling of the block's output); `factors` are
-    its strengths, each checked against the kind's range.
+    and component (harness.intervene.kinds; default: the note's scaling of the block's output), or is a kind's
+    name (`"noise"`: that kind at every position of the block's output); `factors` are its strengths, each checked
+    against the kind's range.
     """
     layer = layer_index(subject, layer)
     factor_list = _factor_list(factors)
-    spec = (intervention or InterventionSpec()).validated()
+    spec = _spec(intervention).validated()
     spec.check_strengths(factor_list)
     component_module(subject, layer, spec.component)  # a component the architecture lacks is refused before any forward
     spec, params = _read_direction(subject, spec)  # so is a direction of the wrong width
@@ -127,6 +128,20 @@ def profile(
             if report is not None:
                 report(number + 1, len(clean.chunks))
     return sums.profile(subject, clean, layer, tuple(factor_list), per_prompt, reuse_prefix, factor_batch, include_first_token, spec)
+
+
+def _spec(intervention: object) -> InterventionSpec:
+    """`intervention` as a spec: None is the note's scaling, a kind's name that kind with the defaults."""
+    if intervention is None:
+        return InterventionSpec()
+    if isinstance(intervention, str):
+        return InterventionSpec(kind=intervention)  # validated() names an unknown kind and the allowed ones
+    if not isinstance(intervention, InterventionSpec):
+        raise InputError(
+            f"intervention={intervention!r} is a {type(intervention).__name__}: give a kind's name (\"noise\") or "
+            "harness.intervene.kinds.InterventionSpec(kind, positions, component, direction)."
+        )
+    return intervention
 
 
 def _read_direction(subject: Subject, spec: InterventionSpec) -> tuple[InterventionSpec, dict[str, torch.Tensor]]:

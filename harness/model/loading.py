@@ -104,7 +104,20 @@ def model_identity(name: str) -> str:
     """
     if name in OFFLINE_SUBJECTS:
         return name
-    return str(Path(name).expanduser().resolve()) if names_directory(name) else name.casefold()
+    if names_directory(name):
+        return str(Path(name).expanduser().resolve())
+    return LEGACY_HUB_IDS.get(name.casefold(), name.casefold())
+
+
+# The Hub's legacy ids without an organisation, each an alias the Hub redirects to the organisation's repository:
+# `gpt2` and `openai-community/gpt2` are one model (one repository, one revision), so a run names it once.
+LEGACY_HUB_IDS = {
+    **{f"gpt2{size}": f"openai-community/gpt2{size}" for size in ("", "-medium", "-large", "-xl")},
+    "distilgpt2": "distilbert/distilgpt2",
+    **{f"bert-{v}": f"google-bert/bert-{v}" for v in ("base-uncased", "base-cased", "large-uncased", "large-cased")},
+    **{f"roberta-{v}": f"facebookai/roberta-{v}" for v in ("base", "large")},
+    **{f"distilbert-{v}": f"distilbert/distilbert-{v}" for v in ("base-uncased", "base-cased")},
+}
 
 
 @dataclass(frozen=True)

@@ -143,8 +143,11 @@ def _invisible(char: str) -> bool:
     return any(low <= point <= high for low, high in _IGNORABLE)
 
 
-def tokenize(subject: Subject, prompts: Sequence[str]) -> Tokenized:
+def tokenize(subject: Subject, prompts: Sequence[str], include_first_token: bool = False) -> Tokenized:
     """Tokenize each prompt with the subject's encoding; refuse non-text, empty or blank prompts, leave out over-long ones.
+
+    A one-token prompt is refused unless `include_first_token` (Δ then counts that token; without it nothing of the
+    prompt would be measured).
 
     A prompt longer than `subject.max_length` is left out (its index in `left_out`), never
     truncated; an InputError when that leaves fewer than MIN_PROMPTS (see the module docstring).
@@ -172,10 +175,10 @@ def tokenize(subject: Subject, prompts: Sequence[str]) -> Tokenized:
         if len(row) > subject.max_length:
             too_long[index] = len(row)
             continue
-        if len(row) < 2:
+        if len(row) < (1 if include_first_token else 2):
             raise InputError(
                 f"prompt {index} ({text!r}) is a single token: with the first token excluded (§3.2) nothing "
-                "would be measured; give at least two tokens."
+                "would be measured; give at least two tokens, or count the first token (--include-first-token)."
             )
         texts.append(text)
         ids.append(row)

@@ -74,11 +74,16 @@ def merge_documents(docs: Sequence[dict], names: Sequence[str] | None = None) ->
 # (factor_batch changes Δ by float32 rounding only, README "Exactness"). Every other setting is the same in one run,
 # so inputs that differ in one would make a matrix no single run could give; the corpus is compared by its prompts'
 # text, since the file's path differs from machine to machine.
-PER_MACHINE = ("model", "device", "memory_budget_mb", "factor_batch", "prompts")
+PER_MACHINE = ("model", "device", "memory_budget_mb", "factor_batch", "prompts", "direction")
+# What was edited, how, and with which vector, before how strongly: two runs of different kinds also differ in their
+# factors (each kind's own strengths), and the kind is what a reader must be told differs.
+FIRST = ("intervention", "interventions", "positions", "component", "direction")
 
 
 def _check_same_settings(runs: Sequence[dict], names: Sequence[str]) -> None:
     """Raise InputError naming the first setting in which an input differs from the first input."""
+
+    shown: dict[int, str] = {}  # each run's direction, named by file and sha256
 
     def measured(run: dict) -> dict[str, object]:
         given = run.get("settings") if isinstance(run.get("settings"), dict) else {}
@@ -88,18 +93,34 @@ def _check_same_settings(runs: Sequence[dict], names: Sequence[str]) -> None:
                 out[key] = run[key]
         if isinstance(run.get("prompt_texts"), list) and run["prompt_texts"]:
             out["corpus"] = run["prompt_texts"]
-        return out
+        if "direction" in given:
+            out["direction"], shown[id(run)] = _direction(run, given["direction"])
+        return dict(sorted(out.items(), key=lambda kv: FIRST.index(kv[0]) if kv[0] in FIRST else len(FIRST)))
 
     first = measured(runs[0])
     for run, name in zip(runs[1:], names[1:], strict=True):
         other = measured(run)
         for key in [k for k in first if k in other]:  # a key one input lacks (an older writer) is not compared
             if first[key] != other[key]:
-                what = _difference(key, first[key], other[key])
+                what = (
+                    f"direction ({shown[id(runs[0])]} and {shown[id(run)]})"
+                    if key == "direction"
+                    else _difference(key, first[key], other[key])
+                )
                 raise InputError(
                     f"{names[0]} and {name} were run with different {what}: a merged report reads as one run over all "
                     f"its models, so merge runs made with the same {'prompts' if key == 'corpus' else key}, or rerun one of them."
                 )
+
+
+def _direction(run: dict, path: object) -> tuple[object, str]:
+    """add's vector as (what is compared, what the refusal names): its sha256, and "v.pt (sha256 ab12…)"; the path is where
+    the job ran. A record without a sha256 (an older writer) is compared by its path; no direction is (None, 'none')."""
+    if path is None:
+        return None, "none"
+    info = run.get("intervention") if isinstance(run.get("intervention"), dict) else {}
+    sha = next((s for s in (run.get("direction_sha256"), info.get("direction_sha256")) if isinstance(s, str) and s), None)
+    return (sha, f"{path} (sha256 {sha})") if sha else (path, str(path))
 
 
 def _difference(key: str, a: object, b: object) -> str:

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, Phase
 from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import InvalidArgument
 
+from harness.intervene.kinds import InterventionSpec
 from harness.settings import Settings
 from harness.suite.hooks import names_claims, runs_tests
 from harness.suite.keys import CORPUS_WARNING, RUNS, TEXTS
@@ -107,6 +108,8 @@ def run_info(config: pytest.Config) -> dict[str, object]:
         "command": " ".join(["pytest", *sys.argv[1:]]),
         "settings": {**settings.as_dict(), "model": about["model"]},
         "intervention": intervention_info(settings),
+        # --direction's content, also when the map's add reads it and the judged kind does not (report merge compares it)
+        "direction_sha256": InterventionSpec(direction=settings.direction).with_sha256().direction_sha256,
     }
 
 
