@@ -24,8 +24,12 @@ rule then means (`under`: kind -> words) or why it does not apply (`not_under`: 
 read them, and a claim that names neither for a kind is judged as written, s being that kind's strength.
 
 Every Claim registers itself by id when it is made (`CLAIMS`); the suite refuses, with one line, an id
-made twice from two places, a claim without a threshold, and a claim defined in a test module that
-no test judges (`problems`, `defined_in`).
+made twice from two places (two files, or two lines of one file), a claim without a threshold, and a claim
+defined in a test module that no test judges (`problems`, `defined_in`). A field of the wrong form (an id the
+expectations file cannot key, thresholds that are not Threshold records, reversed `within` bounds, a
+statistic_of that is no function: harness.judge.fields) is a ClaimError when the Claim is made, and the suite
+says it in one line at collection; a statistic that returns the wrong shape, or is non-finite on every prompt,
+is one when it is judged (and at collection, tried on a stand-in profile: `statistic_problems`).
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.intervene.kinds import COMPONENTS, KINDS, POSITIONS, InterventionSpec
-from harness.judge.verdict import HOLDS, PROMPT_SHARE, Verdict, judge_rule
+from harness.judge.fields import field_problems, threshold_value
+from harness.judge.verdict import HOLDS, PROMPT_SHARE, Verdict, judge_rule, per_prompt_of
 from harness.measure.record import Profile
 
 NEEDS = ("<=", "<", ">=", ">", "within")
@@ -54,8 +59,8 @@ class ClaimError(ValueError):
 class Threshold:
     """A number a claim's rule compares with, and why that number."""
 
-    value: float | Mapping[str, float]  # a mapping: one value per dtype (ZERO_RELATIVE)
-    reason: str
+    value: float | Mapping[str, float]  # a mapping: one value per dtype (ZERO_RELATIVE), read at the run's dtype
+    reason: str = ""  # required: a Claim with a threshold that gives no reason is refused, naming it
 
 
 @dataclass(frozen=True)
@@ -112,12 +117,15 @@ class Claim:
     under: Mapping[str, str] = field(default_factory=dict)  # kind (or "positions=rest", ...) -> what the rule means under it
     not_under: Mapping[str, str] = field(default_factory=dict)  # "noise", "positions=first", "component=mlp" -> why it does not apply
     defined_in: str = field(default="", compare=False)  # the file that made it (registration, messages)
+    defined_line: int = field(default=0, compare=False)  # the line of that file (two claims of one id in one file)
 
     def __post_init__(self) -> None:
         if not self.defined_in:
             frame = inspect.currentframe()
             caller = frame.f_back.f_back if frame is not None and frame.f_back is not None else None  # past the dataclass __init__
             object.__setattr__(self, "defined_in", caller.f_code.co_filename if caller is not None else "")
+            object.__setattr__(self, "defined_line", caller.f_lineno if caller is not None else 0)
+        refuse_bad_fields(self)
         if not self.test:
             object.__setattr__(self, "test", self._rule_in_words())
         register(self)
@@ -127,7 +135,9 @@ class Claim:
     def problems(self) -> list[str]:
         """What makes this claim impossible to judge, one line each (empty when it can be judged)."""
         name = f"claim {self.id!r} ({self.defined_in})"
-        out = []
+        out = field_problems(self)
+        if out:  # the other checks read the fields in the forms these require
+            return out
         if self.judge is None and self.statistic_of is None:
             out.append(f"{name} has no statistic: give statistic_of=a function of a View, or judge=a rule of its own")
         if self.needs not in NEEDS:
@@ -136,16 +146,12 @@ class Claim:
             out.append(f"{name} has no threshold: give thresholds={{'NAME': Threshold(value, 'why this value')}}")
         if self.needs == "within" and self.judge is None and len(self.thresholds) != 2:
             out.append(f"{name} needs 'within' two thresholds (low, high); it has {len(self.thresholds)}")
-        for key, threshold in self.thresholds.items():
-            values = threshold.value.values() if isinstance(threshold.value, Mapping) else [threshold.value]
-            if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
-                out.append(f"{name}'s threshold {key} = {threshold.value!r} is not a finite number")
         for key in [*self.under, *self.not_under]:
             if key not in _intervention_keys():
                 out.append(f"{name} states its rule under {key!r}, which is no intervention: use one of {', '.join(_intervention_keys())}")
         if self.figure not in FIGURES:
             out.append(f"{name} asks for figure {self.figure!r}: choose one of {', '.join(map(repr, FIGURES))}")
-        return out
+        return out or statistic_problems(self)
 
     def not_applicable_under(self, spec: InterventionSpec) -> str | None:
         """Why this claim cannot be judged under `spec` (its kind, positions or component), or None."""
@@ -184,16 +190,17 @@ class Claim:
         """The claim's verdict on what `measured` returned."""
         if self.judge is not None:
             return self.judge(measured, run)
-        return self.judge_profile(measured, 0, seed=run.seed)
+        return self.judge_profile(measured, 0, seed=run.seed, dtype=str(getattr(run, "dtype", "float32")))
 
-    def judge_profile(self, prof: Profile, factor_index: int = 0, *, seed: int = 0) -> Verdict:
-        """The verdict of `statistic_of` against the thresholds, on the aggregate and on PROMPT_SHARE of the prompts."""
+    def judge_profile(self, prof: Profile, factor_index: int = 0, *, seed: int = 0, dtype: str = "float32") -> Verdict:
+        """The verdict of `statistic_of` against the thresholds, on the aggregate and on PROMPT_SHARE of the prompts;
+        a per-dtype threshold is read at `dtype` (the subject's resolved dtype)."""
         if self.statistic_of is None:
             raise ClaimError(f"claim {self.id!r} has no statistic_of: it is judged by its own judge()")
-        bounds = tuple(float(t.value) for t in self.thresholds.values())  # type: ignore[arg-type]
+        bounds = tuple(threshold_value(self, k, t.value, dtype) for k, t in self.thresholds.items())
 
         def statistic(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> np.ndarray:
-            return np.asarray(self.statistic_of(View(prof, d, c, a)), dtype=np.float64)
+            return statistic_checked(self, View(prof, d, c, a))
 
         def rule(d: np.ndarray, c: np.ndarray, a: np.ndarray) -> bool:
             return _compare(float(statistic(d, c, a)), self.needs, bounds)
@@ -205,6 +212,8 @@ class Claim:
                 f"({prof.model}, layer {prof.layer}): make {getattr(self.statistic_of, '__name__', 'statistic_of')} return a "
                 "finite number (guard divisions by a Δ of 0)"
             )
+        if prof.prompt_delta is not None:
+            every_prompt_non_finite(self, statistic(*per_prompt_of(prof, factor_index)), stat)
         holds = _compare(stat, self.needs, bounds)
         margin = _margin(stat, self.needs, bounds)
         wanted = f"{bounds[0]:g} < x ≤ {bounds[1]:g}" if self.needs == "within" else f"{self.needs} {bounds[0]:g}"
@@ -234,16 +243,24 @@ class Claim:
 
 
 CLAIMS: dict[str, Claim] = {}
-TWICE: dict[str, list[str]] = {}  # id -> the files that made it, when two places made one id
+TWICE: dict[str, list[str]] = {}  # id -> the places (file:line) that made it, when two places made one id
+REFUSED: list[str] = []  # the ClaimError of each Claim refused when it was made, in order (the suite says the first)
 
 
 def register(claim: Claim) -> None:
-    """Record `claim` under its id; the same id from another file is recorded in TWICE (refused by the suite)."""
+    """Record `claim` under its id; the same id from another place (another file, or another line of the same
+    file) is recorded in TWICE (refused by the suite); the same place made again (a re-import) replaces its own."""
     known = CLAIMS.get(claim.id)
-    if known is not None and known.defined_in != claim.defined_in:
-        TWICE.setdefault(claim.id, [known.defined_in]).append(claim.defined_in)
+    if known is not None and _place(known) != _place(claim):
+        places = TWICE.setdefault(claim.id, [_place(known)])
+        if _place(claim) not in places:
+            places.append(_place(claim))
         return
-    CLAIMS[claim.id] = claim  # the same file made again (a re-import) replaces its own
+    CLAIMS[claim.id] = claim
+
+
+def _place(claim: Claim) -> str:
+    return f"{claim.defined_in}:{claim.defined_line}" if claim.defined_line else claim.defined_in
 
 
 def claim_named(claim: Claim | str) -> Claim:
@@ -260,6 +277,72 @@ def twice_messages() -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# A claim's fields checked: when it is made, when its statistic is judged, and at collection on a stand-in profile
+
+
+def refuse_bad_fields(claim: Claim) -> None:
+    """ClaimError (also kept in REFUSED, for the suite's one line) for the first field of the wrong form."""
+    problems = field_problems(claim)
+    if problems:
+        REFUSED.append(problems[0])
+        raise ClaimError(problems[0])
+
+
+def statistic_checked(claim: Claim, view: View) -> np.ndarray:
+    """`statistic_of(view)` as float64 of shape view.delta.shape[:-1]: () for the aggregate, (P,) per prompt, (B,)
+    resampled; ClaimError naming the claim for anything else (an array per site, one constant, text)."""
+    value = claim.statistic_of(view)  # type: ignore[misc]
+    try:
+        out = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ClaimError(
+            f"claim {claim.id!r} ({claim.defined_in}): statistic_of returned {type(value).__name__} {str(value)[:40]!r}, "
+            "not a number: return a float (numpy) array computed from the View"
+        ) from None
+    wanted = view.delta.shape[:-1]
+    if out.shape != wanted:
+        whats = {0: "the corpus aggregate, whose arrays are (S,)", 1: "each prompt, whose arrays are (P, S)"}
+        what = whats.get(len(wanted), "resampled corpora")
+        raise ClaimError(
+            f"claim {claim.id!r} ({claim.defined_in}): statistic_of returned shape {out.shape} for {what}; it takes shape "
+            f"{wanted}: reduce over the last (sites) axis only, e.g. v.delta[..., -1] / v.delta[..., v.site('block.2')] "
+            "(a constant or a Python float does not follow the prompts)"
+        )
+    return out
+
+
+def every_prompt_non_finite(claim: Claim, per_prompt: np.ndarray, aggregate: float) -> None:
+    """ClaimError when the statistic is inf or NaN on every prompt while finite on the aggregate: the prompts then
+    give no share and no interval (a bootstrap would read [x, inf] as sure)."""
+    values = np.asarray(per_prompt, dtype=np.float64)
+    if values.size and not np.isfinite(values).any():
+        raise ClaimError(
+            f"claim {claim.id!r} ({claim.defined_in}): statistic_of is {values.flat[0]} on every prompt ({values.size} of {values.size}) "
+            f"but {aggregate:.4g} on the aggregate: make it finite prompt by prompt (guard divisions by a Δ of 0)"
+        )
+
+
+def statistic_problems(claim: Claim) -> list[str]:
+    """statistic_of tried on a stand-in profile (6 blocks, 4 prompts, layer 2): a wrong shape or a statistic non-finite on
+    every prompt is said at collection. A statistic that raises there is left to the run (it may need real sites)."""
+    if claim.statistic_of is None or claim.judge is not None:
+        return []
+    sites = ("embed", *(f"block.{n}" for n in range(6)), "final_norm")
+    rng = np.random.default_rng(0)
+    prompt = rng.uniform(0.5, 2.0, (1, len(sites), 4)) * np.r_[0, 0, 0, 1, 2, 3, 4, 5][None, :, None]  # (F, S, P): 0 before L
+    norm = rng.uniform(5.0, 10.0, (len(sites), 4))
+    prof = Profile("stand-in", "", 2, sites, (0.5,), (5, 6, 7, 8), np.sqrt((prompt**2).sum(-1)), np.sqrt((prompt**2).sum(-1)),
+                   np.sqrt((norm**2).sum(-1)), np.sqrt((norm**2).sum(-1)), norm.mean(-1), norm.mean(-1), prompt, prompt, norm)  # fmt: skip
+    try:
+        aggregate = float(statistic_checked(claim, View(prof, prof.delta[0], prof.clean_norm, prof.delta_all_tokens[0])))
+        per_prompt = statistic_checked(claim, View(prof, *per_prompt_of(prof, 0)))
+        if math.isfinite(aggregate):
+            every_prompt_non_finite(claim, per_prompt, aggregate)
+    except ClaimError as exc:
+        return [str(exc)]
+    except Exception:  # the statistic needs what a stand-in lacks: judged on the real profile, where errors are said
+        return []
+    return []
 
 
 def _intervention_keys() -> tuple[str, ...]:

@@ -15,6 +15,7 @@ TEXTS = pytest.StashKey[list]()  # the corpus as read at start-up (harness.model
 CORPUS_WARNING = pytest.StashKey[str | None]()  # invisible-only lines skipped in it (PromptFile.warning), or None
 CLAIMS_RUN = pytest.StashKey[bool]()  # set up as a claims run (files checked, Hypothesis profile loaded)
 INPUTS_CHECKED = pytest.StashKey[bool]()  # the report path checked against the run's inputs
+MODULES = pytest.StashKey[set]()  # the paths of the test modules collected (a claim made in one must be judged there)
 MARKED = pytest.StashKey[set]()  # ids of the claims the collected tests judge, before -k or -m deselect any
 SETTINGS_ERROR = pytest.StashKey[str]()  # why the options could not be read, said only in a claims run
 

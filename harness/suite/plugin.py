@@ -38,7 +38,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.intervene.kinds import KINDS
-from harness.judge.claim import CLAIMS, Claim, ClaimError, claim_named, twice_messages
+from harness.judge.claim import CLAIMS, REFUSED, Claim, ClaimError, claim_named, twice_messages
 from harness.settings import PYTEST, Settings, options
 from harness.suite.hooks import CLAIM_PROPERTY, MODEL_PROPERTY, names_claims, runs_tests
 from harness.suite.keys import (
@@ -46,6 +46,7 @@ from harness.suite.keys import (
     EXPECTATIONS,
     INPUTS_CHECKED,
     MARKED,
+    MODULES,
     RUNS,
     SETTINGS,
     SETTINGS_ERROR,
@@ -158,6 +159,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("harness_intervention", kinds, ids=kinds, indirect=True, scope="session")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[pytest.CollectReport]:
+    """Each test module collected is recorded (a claim made there must be judged there, also in a module that
+    collects no test); a module whose import made a Claim of the wrong form stops the run with that Claim's one
+    line (harness.judge.claim.REFUSED) instead of a collection traceback."""
+    refused = len(REFUSED)
+    report = yield
+    if isinstance(collector, pytest.Module):
+        collector.config.stash.setdefault(MODULES, set()).add(str(collector.path))
+    if report.failed and len(REFUSED) > refused:
+        raise pytest.UsageError(REFUSED[refused])
+    return report
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
     marker = item.get_closest_marker("claim")
     if marker is not None and marker.args:
@@ -169,7 +184,7 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Model by model (each loads once), layer by layer within a model (one measure cache at a time);
     a layer of `--layers all` beyond a shallower model's blocks is no test of it."""
-    files = {str(getattr(item, "fspath", "")) for item in items}
+    files = {str(getattr(item, "fspath", "")) for item in items} | config.stash.get(MODULES, set())
     marked = any(item.get_closest_marker("claim") is not None for item in items)
     defined = any(claim.defined_in in files for claim in CLAIMS.values())  # a claim made in a collected test module
     if not (marked or defined or config.stash.get(CLAIMS_RUN, False)):
@@ -412,7 +427,7 @@ def _check_claims(config: pytest.Config, items: list[pytest.Item]) -> None:
             problems.append(f"{item.nodeid} is marked claim({marker.args[0]!r}), which no Claim defines: make the claim first")
             continue
         problems += [p for p in claim.problems() if p not in problems]
-    files = {str(getattr(item, "fspath", "")) for item in items}
+    files = {str(getattr(item, "fspath", "")) for item in items} | config.stash.get(MODULES, set())  # modules without a test too
     tested = config.stash.get(MARKED, set())
     for claim in CLAIMS.values():
         if claim.id not in tested and claim.defined_in in files:
